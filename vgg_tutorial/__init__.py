@@ -1,0 +1,37 @@
+"""vgg_tutorial: the code behind the executable book on the VGG paper (Simonyan & Zisserman, ICLR 2015)."""
+
+from vgg_tutorial.accounting import (
+    LayerStats,
+    check_input_size,
+    count_macs,
+    count_parameters,
+    layer_stats,
+    receptive_field,
+)
+from vgg_tutorial.configs import (
+    CONFIGS,
+    PAPER_PARAMS_MILLIONS,
+    PAPER_WEIGHT_LAYERS,
+    TORCHVISION_NAMES,
+    check_name,
+    feature_layers,
+    parse_layer,
+    weight_layers,
+)
+
+__all__ = [
+    "CONFIGS",
+    "PAPER_PARAMS_MILLIONS",
+    "PAPER_WEIGHT_LAYERS",
+    "TORCHVISION_NAMES",
+    "LayerStats",
+    "check_input_size",
+    "check_name",
+    "count_macs",
+    "count_parameters",
+    "feature_layers",
+    "layer_stats",
+    "parse_layer",
+    "receptive_field",
+    "weight_layers",
+]

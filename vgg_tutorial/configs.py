@@ -1,0 +1,148 @@
+"""The paper's network configurations (Table 1 of Simonyan & Zisserman), held once, as data.
+
+Every table, builder, summary and test in this project reads :data:`CONFIGS`; nothing else spells out a
+configuration. Each configuration is a tuple of five convolution *blocks*; each block is a tuple of layers written
+exactly as Table 1 writes them:
+
+- ``"conv3-64"``: a 3×3 convolution with 64 output channels (stride 1, padding 1, then ReLU);
+- ``"conv1-256"``: a 1×1 convolution with 256 output channels (configuration C only);
+- ``"LRN"``: local response normalisation (configuration A-LRN only).
+
+Every block ends with a 2×2 max-pooling of stride 2 (§2.1), which Table 1 writes as a "maxpool" row between blocks.
+The convolutional part is followed by the classifier of §2.1: FC-4096, FC-4096, FC-1000 (Table 1's last rows).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Table 1, one entry per column. Blocks are separated by max-pooling layers in the paper.
+CONFIGS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "A": (
+        ("conv3-64",),
+        ("conv3-128",),
+        ("conv3-256", "conv3-256"),
+        ("conv3-512", "conv3-512"),
+        ("conv3-512", "conv3-512"),
+    ),
+    "A-LRN": (
+        ("conv3-64", "LRN"),
+        ("conv3-128",),
+        ("conv3-256", "conv3-256"),
+        ("conv3-512", "conv3-512"),
+        ("conv3-512", "conv3-512"),
+    ),
+    "B": (
+        ("conv3-64", "conv3-64"),
+        ("conv3-128", "conv3-128"),
+        ("conv3-256", "conv3-256"),
+        ("conv3-512", "conv3-512"),
+        ("conv3-512", "conv3-512"),
+    ),
+    "C": (
+        ("conv3-64", "conv3-64"),
+        ("conv3-128", "conv3-128"),
+        ("conv3-256", "conv3-256", "conv1-256"),
+        ("conv3-512", "conv3-512", "conv1-512"),
+        ("conv3-512", "conv3-512", "conv1-512"),
+    ),
+    "D": (
+        ("conv3-64", "conv3-64"),
+        ("conv3-128", "conv3-128"),
+        ("conv3-256", "conv3-256", "conv3-256"),
+        ("conv3-512", "conv3-512", "conv3-512"),
+        ("conv3-512", "conv3-512", "conv3-512"),
+    ),
+    "E": (
+        ("conv3-64", "conv3-64"),
+        ("conv3-128", "conv3-128"),
+        ("conv3-256", "conv3-256", "conv3-256", "conv3-256"),
+        ("conv3-512", "conv3-512", "conv3-512", "conv3-512"),
+        ("conv3-512", "conv3-512", "conv3-512", "conv3-512"),
+    ),
+}
+
+#: The classifier's hidden widths (Table 1: FC-4096, FC-4096); the last layer has one output per class.
+FC_WIDTHS: tuple[int, ...] = (4096, 4096)
+
+#: The input the paper trains on (§2.1): a fixed-size 224×224 RGB crop.
+INPUT_SIZE = 224
+INPUT_CHANNELS = 3
+
+#: Side of the feature map the classifier expects (224 / 2**5). torchvision's ``AdaptiveAvgPool2d((7, 7))``
+#: brings any input size to it, so the classifier's first layer always sees 512·7·7 = 25,088 numbers.
+POOLED_SIZE = 7
+
+#: Table 2 of the paper: number of parameters, in millions, as printed there.
+PAPER_PARAMS_MILLIONS: dict[str, int] = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
+
+#: Table 1's column heading: the number of weight layers of each configuration.
+PAPER_WEIGHT_LAYERS: dict[str, int] = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
+
+#: The configurations torchvision ships (``torchvision.models.vgg11`` ... ``vgg19``), by paper name.
+TORCHVISION_NAMES: dict[str, str] = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
+
+_CONV = re.compile(r"conv(?P<kernel>[13])-(?P<channels>\d+)")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution of Table 1: ``kernel``×``kernel``, stride 1, padding ``kernel // 2`` (§2.1)."""
+
+    kernel: int
+    channels: int
+
+    @property
+    def padding(self) -> int:
+        return self.kernel // 2
+
+
+@dataclass(frozen=True)
+class LRN:
+    """Local response normalisation as in AlexNet (§2.1 and §4.1 of the VGG paper)."""
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """The 2×2, stride-2 max-pooling that closes every block (§2.1)."""
+
+    kernel: int = 2
+    stride: int = 2
+
+
+Layer = Conv | LRN | MaxPool
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a configuration of Table 1, or raise a ``KeyError`` naming the valid ones."""
+    if name not in CONFIGS:
+        valid = ", ".join(CONFIGS)
+        hint = " (names are case-sensitive)" if name.upper() in CONFIGS else ""
+        raise KeyError(f"unknown VGG configuration {name!r}{hint}; valid names are: {valid}")
+    return name
+
+
+def parse_layer(text: str) -> Layer:
+    """Turn one cell of Table 1 (``"conv3-64"``, ``"conv1-512"``, ``"LRN"``) into a layer description."""
+    if text == "LRN":
+        return LRN()
+    match = _CONV.fullmatch(text)
+    if match is None:
+        raise ValueError(f"cannot read layer {text!r}: expected 'conv3-<channels>', 'conv1-<channels>' or 'LRN'")
+    return Conv(kernel=int(match["kernel"]), channels=int(match["channels"]))
+
+
+def feature_layers(name: str) -> list[Layer]:
+    """The convolutional part of configuration ``name`` as a flat list, a :class:`MaxPool` closing each block."""
+    layers: list[Layer] = []
+    for block in CONFIGS[check_name(name)]:
+        layers.extend(parse_layer(text) for text in block)
+        layers.append(MaxPool())
+    return layers
+
+
+def weight_layers(name: str) -> int:
+    """Number of weight layers (convolutions plus the three FC layers), the figure in Table 1's heading."""
+    convs = sum(isinstance(layer, Conv) for layer in feature_layers(name))
+    return convs + len(FC_WIDTHS) + 1
