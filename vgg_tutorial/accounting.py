@@ -17,9 +17,9 @@ from vgg_tutorial.configs import (
     FC_WIDTHS,
     INPUT_CHANNELS,
     INPUT_SIZE,
+    LRN,
     POOLED_SIZE,
     Conv,
-    LRN,
     MaxPool,
     feature_layers,
 )
@@ -38,6 +38,7 @@ class LayerStats:
     size: int  #: output height = width (1 for FC layers)
     params: int  #: trainable parameters
     macs: int  #: multiply-accumulates for one image (torchinfo's convention)
+    weight_macs: int  #: multiply-accumulates of the weights alone (torchvision's "GFLOPS" convention)
     receptive_field: int | None  #: input pixels (per side) one output unit sees; None for FC layers
     stride: int  #: distance in input pixels between neighbouring outputs ("jump")
 
@@ -70,23 +71,33 @@ def layer_stats(
             channels = layer.channels
             rf += (layer.kernel - 1) * jump
             rows.append(
-                LayerStats(f"conv{layer.kernel}-{channels}", block, channels, size, params, params * size**2, rf, jump)
+                LayerStats(
+                    f"conv{layer.kernel}-{channels}",
+                    block,
+                    channels,
+                    size,
+                    params,
+                    params * size**2,
+                    (params - channels) * size**2,
+                    rf,
+                    jump,
+                )
             )
             if batch_norm:
-                rows.append(LayerStats("BN", block, channels, size, 2 * channels, 2 * channels, rf, jump))
+                rows.append(LayerStats("BN", block, channels, size, 2 * channels, 2 * channels, 0, rf, jump))
         elif isinstance(layer, LRN):
-            rows.append(LayerStats("LRN", block, channels, size, 0, 0, rf, jump))
+            rows.append(LayerStats("LRN", block, channels, size, 0, 0, 0, rf, jump))
         elif isinstance(layer, MaxPool):
             rf += (layer.kernel - 1) * jump
             jump *= layer.stride
             size //= layer.stride
-            rows.append(LayerStats("maxpool", block, channels, size, 0, 0, rf, jump))
+            rows.append(LayerStats("maxpool", block, channels, size, 0, 0, 0, rf, jump))
             block += 1
-    rows.append(LayerStats("avgpool", block, channels, POOLED_SIZE, 0, 0, None, jump))
+    rows.append(LayerStats("avgpool", block, channels, POOLED_SIZE, 0, 0, 0, None, jump))
     features = channels * POOLED_SIZE**2
     for width in (*FC_WIDTHS, num_classes):
         params = features * width + width
-        rows.append(LayerStats(f"FC-{width}", block, width, 1, params, params, None, jump))
+        rows.append(LayerStats(f"FC-{width}", block, width, 1, params, params, params - width, None, jump))
         features = width
     return rows
 
@@ -97,13 +108,52 @@ def count_parameters(name: str, *, batch_norm: bool = False, num_classes: int = 
 
 
 def count_macs(
-    name: str, *, batch_norm: bool = False, image_size: int = INPUT_SIZE, num_classes: int = 1000
+    name: str,
+    *,
+    batch_norm: bool = False,
+    image_size: int = INPUT_SIZE,
+    num_classes: int = 1000,
+    weights_only: bool = False,
 ) -> int:
-    """Multiply-accumulates of one forward pass on one image (torchinfo's convention, see the module docstring)."""
+    """Multiply-accumulates of one forward pass on one image.
+
+    By default in torchinfo's convention (see the module docstring); with ``weights_only`` only the products of
+    weights and inputs are counted, the convention of the "GFLOPS" figures in torchvision's weights metadata.
+    """
     rows = layer_stats(name, batch_norm=batch_norm, image_size=image_size, num_classes=num_classes)
-    return sum(row.macs for row in rows)
+    return sum(row.weight_macs if weights_only else row.macs for row in rows)
 
 
 def receptive_field(name: str) -> int:
     """Receptive field, in input pixels per side, of one unit of the last convolution of configuration ``name``."""
     return [row for row in layer_stats(name) if row.label.startswith("conv")][-1].receptive_field
+
+
+def stack_receptive_field(kernels: list[int] | tuple[int, ...]) -> int:
+    """Receptive field of a stack of stride-1 convolutions with the given kernel sizes (§2.3).
+
+    Each k×k layer widens the field by k − 1 pixels: two 3×3 layers see 5×5, three see 7×7.
+    """
+    return 1 + sum(kernel - 1 for kernel in kernels)
+
+
+def measured_receptive_field(module, image_size: int = 33) -> int:
+    """Receptive field of ``module``'s central output unit, *measured* by back-propagation rather than a formula.
+
+    The gradient of one output unit with respect to the input is non-zero exactly on the pixels that unit sees; the
+    width of that patch is the receptive field. Weights are set to one so that no gradient cancels by chance.
+    """
+    import copy
+
+    import torch
+
+    probe = copy.deepcopy(module).double()
+    with torch.no_grad():
+        for param in probe.parameters():
+            param.fill_(1.0)
+    first_conv = next(m for m in probe.modules() if isinstance(m, torch.nn.Conv2d))
+    image = torch.ones(1, first_conv.in_channels, image_size, image_size, dtype=torch.double, requires_grad=True)
+    out = probe(image)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    seen_columns = image.grad[0, 0].abs().sum(dim=0).nonzero()
+    return int(seen_columns.max() - seen_columns.min() + 1)

@@ -1,0 +1,224 @@
+"""The paper's tables and recipe, rendered from :data:`~vgg_tutorial.configs.CONFIGS` for the book.
+
+Each table is an object with an HTML form (what the book shows) and a plain-text form (what a terminal shows), so
+a notebook cell that ends with one displays it properly everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from vgg_tutorial.accounting import count_parameters, layer_stats
+from vgg_tutorial.configs import CONFIGS, FC_WIDTHS, INPUT_SIZE, PAPER_PARAMS_MILLIONS, weight_layers
+
+
+@dataclass
+class Table:
+    """A small table that renders as HTML in notebooks and as aligned text elsewhere."""
+
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    bold: set[tuple[int, int]] | None = None  #: (row, column) cells to set in bold, as the paper does
+    span_rows: set[int] | None = None  #: rows whose first cell spans the whole width (Table 1's "maxpool")
+
+    def __repr__(self) -> str:
+        widths = [max(len(str(row[i])) for row in [self.header, *self.rows]) for i in range(len(self.header))]
+        lines = [self.caption] if self.caption else []
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(self.header, widths)).rstrip())
+        lines.append("  ".join("-" * width for width in widths))
+        for index, row in enumerate(self.rows):
+            if index in (self.span_rows or ()):
+                lines.append(row[0].center(sum(widths) + 2 * (len(widths) - 1)).rstrip())
+            else:
+                lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        def cell(tag: str, text: str, row: int, column: int, extra: str = "") -> str:
+            body = html.escape(text)
+            if (row, column) in (self.bold or ()):
+                body = f"<strong>{body}</strong>"
+            return f"<{tag}{extra}>{body}</{tag}>"
+
+        parts = ["<table>"]
+        if self.caption:
+            parts.append(f"<caption>{html.escape(self.caption)}</caption>")
+        parts.append("<thead><tr>" + "".join(cell("th", h, -1, i) for i, h in enumerate(self.header)) + "</tr></thead>")
+        parts.append("<tbody>")
+        for r, row in enumerate(self.rows):
+            if r in (self.span_rows or ()):
+                span = f' colspan="{len(self.header)}" style="text-align:center"'
+                parts.append("<tr>" + cell("td", row[0], r, 0, span) + "</tr>")
+            else:
+                parts.append("<tr>" + "".join(cell("td", text, r, c) for c, text in enumerate(row)) + "</tr>")
+        parts.append("</tbody></table>")
+        return "".join(parts)
+
+
+def table1() -> Table:
+    """Table 1 of the paper: one column per configuration, layers aligned by their place in each block.
+
+    As in the paper, a layer is set in bold where it is new with respect to the column on its left.
+    """
+    names = list(CONFIGS)
+    header = [f"{name} ({weight_layers(name)} weight layers)" for name in names]
+    rows: list[list[str]] = [[f"input ({INPUT_SIZE} × {INPUT_SIZE} RGB image)"] + [""] * (len(names) - 1)]
+    span_rows, bold = {0}, set()
+    for block in range(5):
+        depth = max(len(CONFIGS[name][block]) for name in names)
+        for position in range(depth):
+            row = []
+            for column, name in enumerate(names):
+                layers = CONFIGS[name][block]
+                text = layers[position] if position < len(layers) else ""
+                if column > 0 and text:
+                    left = CONFIGS[names[column - 1]][block]
+                    if position >= len(left) or left[position] != text:
+                        bold.add((len(rows), column))
+                row.append(text)
+            rows.append(row)
+        span_rows.add(len(rows))
+        rows.append(["maxpool"] + [""] * (len(names) - 1))
+    for width in (*FC_WIDTHS, 1000):
+        span_rows.add(len(rows))
+        rows.append([f"FC-{width}"] + [""] * (len(names) - 1))
+    span_rows.add(len(rows))
+    rows.append(["soft-max"] + [""] * (len(names) - 1))
+    return Table(header, rows, "Table 1: ConvNet configurations (built from vgg_tutorial.CONFIGS)", bold, span_rows)
+
+
+def table2() -> Table:
+    """Table 2 of the paper, computed: exact parameter counts beside the paper's rounded millions."""
+    rows = []
+    for name in CONFIGS:
+        exact = count_parameters(name)
+        rows.append(
+            [
+                name,
+                f"{exact:,}",
+                f"{exact / 1e6:.0f}",
+                f"{PAPER_PARAMS_MILLIONS[name]}",
+                "yes" if round(exact / 1e6) == PAPER_PARAMS_MILLIONS[name] else "NO",
+            ]
+        )
+    header = ["configuration", "parameters (computed)", "millions (computed)", "millions (paper)", "agree"]
+    return Table(header, rows, "Table 2: number of parameters, computed from CONFIGS and as printed in the paper")
+
+
+@dataclass(frozen=True)
+class CostSplit:
+    """Where a configuration's parameters and multiply-accumulates live: each conv block and the classifier."""
+
+    name: str
+    params: dict[str, int]  #: "block 1" ... "block 5", "FC layers"
+    macs: dict[str, int]
+
+
+def cost_split(name: str, *, image_size: int = INPUT_SIZE) -> CostSplit:
+    """Split parameters and MACs of configuration ``name`` (one image of ``image_size`` px) by block."""
+    params: dict[str, int] = {}
+    macs: dict[str, int] = {}
+    for row in layer_stats(name, image_size=image_size):
+        part = "FC layers" if row.block == 6 else f"block {row.block}"
+        params[part] = params.get(part, 0) + row.params
+        macs[part] = macs.get(part, 0) + row.macs
+    return CostSplit(name, params, macs)
+
+
+def cost_table(*, image_size: int = INPUT_SIZE) -> Table:
+    """Share of parameters and of MACs in the convolutions and in the three FC layers, per configuration."""
+    rows = []
+    for name in CONFIGS:
+        split = cost_split(name, image_size=image_size)
+        params, macs = sum(split.params.values()), sum(split.macs.values())
+        rows.append(
+            [
+                name,
+                f"{params / 1e6:.1f} M",
+                f"{split.params['FC layers'] / params:.1%}",
+                f"{macs / 1e9:.2f} G",
+                f"{1 - split.macs['FC layers'] / macs:.1%}",
+            ]
+        )
+    header = ["configuration", "parameters", "in FC layers", "MACs per image", "in convolutions"]
+    return Table(header, rows, f"Where the parameters and the compute live ({image_size} px input)")
+
+
+def plot_cost_split(*, image_size: int = INPUT_SIZE):
+    """Stacked bars: parameters (left) and MACs (right) of every configuration, split by block and classifier."""
+    import matplotlib.pyplot as plt
+
+    names = list(CONFIGS)
+    splits = [cost_split(name, image_size=image_size) for name in names]
+    parts = list(splits[0].params)
+    colours = plt.get_cmap("viridis")([i / (len(parts) - 1) for i in range(len(parts))])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for ax, field, scale, unit in (
+        (axes[0], "params", 1e6, "millions of parameters"),
+        (axes[1], "macs", 1e9, "GMACs per image"),
+    ):
+        left = [0.0] * len(names)
+        for part, colour in zip(parts, colours):
+            values = [getattr(split, field)[part] / scale for split in splits]
+            ax.barh(names, values, left=left, color=colour, label=part)
+            left = [a + b for a, b in zip(left, values)]
+        ax.set_xlabel(unit)
+        ax.invert_yaxis()
+    axes[0].set_ylabel("configuration")
+    axes[0].set_title("Parameters: mostly in the three FC layers")
+    axes[1].set_title(f"Compute ({image_size}×{image_size} input): mostly in the convolutions")
+    axes[1].legend(loc="lower right", fontsize="small")
+    fig.suptitle("Computed from vgg_tutorial.CONFIGS (no model built)", fontsize="small", y=0.02)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+#: §3 of the paper as a reference card: (what, the paper's choice, section, note on ambiguity or practice).
+RECIPE: list[tuple[str, str, str, str]] = [
+    ("objective", "multinomial logistic regression (soft-max + cross-entropy)", "§3.1", ""),
+    ("optimiser", "mini-batch gradient descent with momentum 0.9", "§3.1", ""),
+    ("batch size", "256", "§3.1", "split over 4 GPUs (§3.3)"),
+    ("weight decay", "L2, multiplier 5·10⁻⁴", "§3.1", "torchvision's own recipe uses 1·10⁻⁴"),
+    ("dropout", "0.5 on the first two FC layers", "§3.1", ""),
+    (
+        "learning rate",
+        "10⁻², divided by 10 when validation accuracy stopped improving",
+        "§3.1",
+        "decreased 3 times; 'stopped improving' is not defined further",
+    ),
+    ("length", "370K iterations (74 epochs)", "§3.1", ""),
+    (
+        "initialisation",
+        "A from random: weights N(0, 10⁻² variance), biases 0; deeper nets start from A's first four conv and "
+        "last three FC layers",
+        "§3.1",
+        "variance 10⁻² is a standard deviation of 0.1; torchvision instead draws FC weights with std 0.01 and "
+        "conv weights with Kaiming's scheme; after submission the authors found Glorot's initialisation works "
+        "without pre-training",
+    ),
+    ("training crop", "224×224, one random crop per image per SGD iteration", "§3.1", ""),
+    ("augmentation", "random horizontal flip; random RGB colour shift as in AlexNet", "§3.1", "AlexNet's PCA lighting"),
+    (
+        "training scale S",
+        "smaller side rescaled to S: fixed (256 or 384) or jittered in [256, 512]",
+        "§3.1",
+        "S = 384 and multi-scale nets were fine-tuned from S = 256 / S = 384 with learning rate 10⁻³",
+    ),
+    ("preprocessing", "subtract the mean RGB value of the training set", "§2.1", "no division by a std"),
+    ("test scale Q", "smaller side rescaled to Q", "§3.2", "Q = S for fixed S; Q = 0.5(S_min + S_max) for jittered S"),
+    (
+        "dense evaluation",
+        "FC layers turned into convolutions (7×7, 1×1, 1×1), class score map averaged spatially",
+        "§3.2",
+        "",
+    ),
+    ("test augmentation", "average soft-max posteriors of the image and its horizontal flip", "§3.2", ""),
+    ("implementation", "C++ Caffe, 4 NVIDIA Titan Black GPUs, 2–3 weeks per net", "§3.3", ""),
+]
+
+
+def recipe_card() -> Table:
+    """§3's training and testing recipe as a table, each line with its section and the ambiguity it hides."""
+    return Table(["what", "the paper", "section", "note"], [list(row) for row in RECIPE], "The recipe of §3")
