@@ -222,3 +222,49 @@ RECIPE: list[tuple[str, str, str, str]] = [
 def recipe_card() -> Table:
     """§3's training and testing recipe as a table, each line with its section and the ambiguity it hides."""
     return Table(["what", "the paper", "section", "note"], [list(row) for row in RECIPE], "The recipe of §3")
+
+
+def layer_table(name: str, *, batch_norm: bool = False, image_size: int = INPUT_SIZE) -> Table:
+    """Layer-by-layer accounting of configuration ``name``: output shape, parameters, MACs and receptive field."""
+    rows = []
+    for row in layer_stats(name, batch_norm=batch_norm, image_size=image_size):
+        shape = f"{row.channels}@{row.size}×{row.size}" if row.size > 1 or row.label == "avgpool" else f"{row.channels}"
+        rows.append(
+            [
+                row.label,
+                "FC" if row.label.startswith("FC") else ("" if row.label == "avgpool" else str(row.block)),
+                shape,
+                f"{row.params:,}",
+                f"{row.macs / 1e6:,.1f} M",
+                "whole image" if row.receptive_field is None else f"{row.receptive_field}×{row.receptive_field}",
+            ]
+        )
+    header = ["layer", "block", "output", "parameters", "MACs", "receptive field"]
+    return Table(header, rows, f"Configuration {name}, one {image_size}×{image_size} image")
+
+
+def init_scale_table(name: str, *, paper_std: float = 0.1) -> Table:
+    """Why the paper's "variance 10⁻²" could not train deep nets from scratch (§3.1), computed per layer.
+
+    For a ReLU network, a layer with fan-in ``n`` and weights of standard deviation ``σ`` multiplies the mean square
+    of its input by ``n σ² / 2`` (He et al., 2015). Kaiming's ``σ = sqrt(2 / n)`` makes that gain 1. (The first
+    layer sees the image rather than ReLU outputs, so its factor is only indicative.)
+    """
+    rows, total = [], 1.0
+    for row in layer_stats(name):
+        if row.label.startswith("conv"):
+            fan_in = (row.params - row.channels) // row.channels
+            gain = fan_in * paper_std**2 / 2
+            total *= gain
+            rows.append(
+                [
+                    row.label,
+                    f"{fan_in:,}",
+                    f"{(2 / fan_in) ** 0.5:.4f}",
+                    f"{paper_std}",
+                    f"{gain:.1f}×",
+                    f"{total:.3g}×",
+                ]
+            )
+    header = ["layer", "fan-in", "Kaiming std", "paper std", "signal gain", "gain so far"]
+    return Table(header, rows, f"Configuration {name}: mean-square gain per convolution with std {paper_std}")
