@@ -18,20 +18,24 @@ from vgg_tutorial.configs import (
     parse_layer,
     weight_layers,
 )
+from vgg_tutorial.models import VGG, init_weights, vgg
 
 __all__ = [
     "CONFIGS",
     "PAPER_PARAMS_MILLIONS",
     "PAPER_WEIGHT_LAYERS",
     "TORCHVISION_NAMES",
+    "VGG",
     "LayerStats",
     "check_input_size",
     "check_name",
     "count_macs",
     "count_parameters",
     "feature_layers",
+    "init_weights",
     "layer_stats",
     "parse_layer",
     "receptive_field",
+    "vgg",
     "weight_layers",
 ]

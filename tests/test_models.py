@@ -1,0 +1,170 @@
+"""The builder: torchvision equality, exact parameter counts, LRN, initialisation schemes and bad input."""
+
+import math
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from vgg_tutorial.accounting import count_parameters
+from vgg_tutorial.configs import CONFIGS, TORCHVISION_NAMES
+from vgg_tutorial.models import INIT_SCHEMES, VGG, alexnet_lrn, init_weights, vgg
+
+TORCHVISION_CASES = [(name, bn) for name in TORCHVISION_NAMES for bn in (False, True)]
+
+
+def on_meta(name, **kwargs):
+    """Build a full-size model without allocating or initialising its weights (shapes and counts only)."""
+    with torch.device("meta"):
+        return vgg(name, **kwargs)
+
+
+def torchvision_twin(name, batch_norm):
+    factory = getattr(torchvision.models, TORCHVISION_NAMES[name] + ("_bn" if batch_norm else ""))
+    return factory()
+
+
+@pytest.mark.parametrize("name,batch_norm", TORCHVISION_CASES)
+def test_same_layout_keys_shapes_and_outputs_as_torchvision(name, batch_norm):
+    torch.manual_seed(0)
+    reference = torchvision_twin(name, batch_norm).eval()
+    ours = on_meta(name, batch_norm=batch_norm)
+    assert repr(ours) == repr(reference)  # same modules, same order, same hyper-parameters
+    ours_sd, ref_sd = ours.state_dict(), reference.state_dict()
+    assert list(ours_sd) == list(ref_sd)
+    assert {k: v.shape for k, v in ours_sd.items()} == {k: v.shape for k, v in ref_sd.items()}
+    # torchvision's random weights load with a plain load_state_dict (assign: our model was built on "meta").
+    ours.load_state_dict(ref_sd, assign=True)
+    ours.eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(ours(x), reference(x))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_parameter_counts_match_the_accounting(name, batch_norm):
+    model = on_meta(name, batch_norm=batch_norm)
+    assert sum(p.numel() for p in model.parameters()) == count_parameters(name, batch_norm=batch_norm)
+
+
+def test_exact_parameter_counts():
+    """The figures the chapters print; torchvision lists 138,357,544 for vgg16 and 143,667,240 for vgg19."""
+    counts = {name: sum(p.numel() for p in on_meta(name).parameters()) for name in CONFIGS}
+    assert counts == {
+        "A": 132_863_336,
+        "A-LRN": 132_863_336,
+        "B": 133_047_848,
+        "C": 133_638_952,
+        "D": 138_357_544,
+        "E": 143_667_240,
+    }
+    assert sum(p.numel() for p in on_meta("D", batch_norm=True).parameters()) == 138_365_992
+
+
+def test_one_by_one_convolutions_in_c():
+    convs = [m for m in on_meta("C").features if isinstance(m, nn.Conv2d)]
+    assert [c.kernel_size for c in convs].count((1, 1)) == 3
+    assert all(c.padding == (0, 0) for c in convs if c.kernel_size == (1, 1))
+    assert all(c.padding == (1, 1) for c in convs if c.kernel_size == (3, 3))
+
+
+def test_lrn_sits_after_the_first_relu_in_a_lrn():
+    for batch_norm, position in ((False, 2), (True, 3)):
+        layers = list(on_meta("A-LRN", batch_norm=batch_norm).features)
+        assert isinstance(layers[position], nn.LocalResponseNorm)
+        assert isinstance(layers[position - 1], nn.ReLU) and isinstance(layers[position + 1], nn.MaxPool2d)
+
+
+def test_lrn_equals_alexnets_formula():
+    """b = a / (k + α Σ_{j in window} a_j²)^β with k=2, n=5, α=1e-4, β=0.75 (Krizhevsky et al. 2012, §3.3)."""
+    torch.manual_seed(0)
+    a = torch.randn(2, 11, 4, 4, dtype=torch.double) * 30  # large activations, so the normalisation matters
+    k, n, alpha, beta = 2.0, 5, 1e-4, 0.75
+    expected = torch.empty_like(a)
+    channels = a.shape[1]
+    for i in range(channels):
+        window = range(max(0, i - n // 2), min(channels - 1, i + n // 2) + 1)
+        squares = sum(a[:, j] ** 2 for j in window)
+        expected[:, i] = a[:, i] / (k + alpha * squares) ** beta
+    got = alexnet_lrn()(a)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    # The pitfall: passing AlexNet's alpha straight to PyTorch normalises n times too weakly.
+    naive = nn.LocalResponseNorm(size=n, alpha=alpha, beta=beta, k=k)(a)
+    assert not torch.allclose(naive, expected, rtol=1e-3)
+
+
+def test_small_model_for_cpu_training():
+    model = vgg("A", width=1 / 8, fc_width=256, pooled_size=1, num_classes=10)
+    convs = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)]
+    assert convs == [8, 16, 32, 32, 64, 64, 64, 64]
+    assert model.avgpool.output_size == (1, 1)
+    assert model.classifier[0].in_features == 64 and model.classifier[-1].out_features == 10
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    assert [m.out_channels for m in vgg("A", width=1e-3).features if isinstance(m, nn.Conv2d)][0] == 1
+
+
+def test_dropout_probability():
+    model = vgg("A", width=1 / 16, fc_width=32, dropout=0.3)
+    assert [m.p for m in model.classifier if isinstance(m, nn.Dropout)] == [0.3, 0.3]
+
+
+def _weights(model, kind):
+    return [m.weight for m in model.modules() if isinstance(m, kind)]
+
+
+def test_init_schemes_draw_what_they_document():
+    torch.manual_seed(0)
+    model = vgg("A", batch_norm=True, width=1 / 2, fc_width=1024, init="paper")
+    for w in _weights(model, nn.Conv2d)[2:] + _weights(model, nn.Linear):
+        assert abs(w.std().item() - 0.1) < 0.01 and abs(w.mean().item()) < 0.01
+    assert all(torch.all(m.bias == 0) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+    init_weights(model, "glorot")
+    for w in _weights(model, nn.Conv2d) + _weights(model, nn.Linear):
+        fan_out, fan_in = w.shape[0] * w[0, 0].numel(), w.shape[1] * w[0, 0].numel()
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert w.abs().max().item() <= bound * (1 + 1e-6)
+        assert w.abs().max().item() > 0.9 * bound  # uniform up to the bound, not a normal
+
+    init_weights(model, "torchvision")
+    for w in _weights(model, nn.Conv2d)[2:]:
+        expected = math.sqrt(2 / (w.shape[0] * w.shape[2] * w.shape[3]))  # kaiming normal, fan_out, relu
+        assert abs(w.std().item() / expected - 1) < 0.1
+    for w in _weights(model, nn.Linear):
+        assert abs(w.std().item() - 0.01) < 0.001
+    assert all(torch.all(w == 1) for w in _weights(model, nn.BatchNorm2d))
+
+
+def test_bad_names_and_schemes():
+    with pytest.raises(KeyError, match="valid names are: A, A-LRN, B, C, D, E"):
+        vgg("VGG16")
+    with pytest.raises(ValueError, match="unknown init scheme"):
+        vgg("A", init="he")
+    assert set(INIT_SCHEMES) == {"torchvision", "paper", "glorot"}
+
+
+@pytest.mark.parametrize(
+    "shape,message",
+    [
+        ((3, 64, 64), "4-D batch"),
+        ((1, 1, 64, 64), "3 input channels"),
+        ((1, 64, 64, 3), "3 input channels"),
+        ((1, 3, 31, 64), "too small"),
+        ((1, 3, 16, 16), "too small"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(shape, message):
+    model = vgg("A", width=1 / 16, fc_width=16)
+    with pytest.raises(ValueError, match=message):
+        model(torch.zeros(shape))
+
+
+def test_returns_logits_not_probabilities():
+    torch.manual_seed(0)
+    model = vgg("A", width=1 / 8, fc_width=64, num_classes=10).eval()
+    assert isinstance(model, VGG)
+    logits = model(torch.randn(4, 3, 32, 32))
+    assert not torch.allclose(logits.sum(dim=1), torch.ones(4))
+    assert (logits < 0).any()
