@@ -18,10 +18,12 @@ from vgg_tutorial.configs import (
     parse_layer,
     weight_layers,
 )
+from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
 from vgg_tutorial.models import VGG, init_weights, vgg
 
 __all__ = [
     "CONFIGS",
+    "FullyConvolutionalVGG",
     "PAPER_PARAMS_MILLIONS",
     "PAPER_WEIGHT_LAYERS",
     "TORCHVISION_NAMES",
@@ -36,6 +38,7 @@ __all__ = [
     "layer_stats",
     "parse_layer",
     "receptive_field",
+    "to_fully_convolutional",
     "vgg",
     "weight_layers",
 ]
