@@ -18,10 +18,37 @@ from vgg_tutorial.configs import (
     parse_layer,
     weight_layers,
 )
+from vgg_tutorial.data import (
+    IMAGENETTE_CLASSES,
+    DatasetNotFoundError,
+    class_names,
+    decode_split,
+    download_imagenette,
+    imagenette,
+    make_dataloaders,
+)
 from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
 from vgg_tutorial.models import VGG, init_weights, vgg
+from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_split
+from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD, PCAColorShift, eval_transform, train_transform
 
 __all__ = [
+    "IMAGENETTE_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SYNTHETIC_CLASSES",
+    "DatasetNotFoundError",
+    "PCAColorShift",
+    "SyntheticShapes",
+    "class_names",
+    "decode_split",
+    "download_imagenette",
+    "imagenette",
+    "make_dataloaders",
+    "make_synthetic",
+    "render_split",
+    "eval_transform",
+    "train_transform",
     "CONFIGS",
     "FullyConvolutionalVGG",
     "PAPER_PARAMS_MILLIONS",

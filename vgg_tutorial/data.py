@@ -1,0 +1,237 @@
+"""Datasets and data loaders: Imagenette through torchvision, and the embedded synthetic dataset.
+
+The paper trains on ImageNet (ILSVRC-2012, 1.3M images, 1000 classes, §4). This book trains on Imagenette
+(Howard 2019), ten easy ImageNet classes, through :class:`torchvision.datasets.Imagenette`, or, where Imagenette
+cannot be downloaded, on the synthetic dataset of :mod:`vgg_tutorial.synthetic`. Both live on disk in the same
+layout, ``<folder>/{train,val}/<wnid>/*.JPEG``, and both go through the transforms of :mod:`vgg_tutorial.transforms`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import ImageFolder, Imagenette
+
+from vgg_tutorial.synthetic import IMAGENETTE_PER_CLASS, SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic
+from vgg_tutorial.transforms import IMAGENET_MEAN, default_scale, eval_transform, train_transform
+
+#: Imagenette's folder sizes in torchvision: the shorter side of every image is 160 px, 320 px, or untouched.
+IMAGENETTE_SIZES = {"160px": 160, "320px": 320, "full": None}
+
+#: Imagenette's classes in label order (sorted WordNet ids), by the first of the names torchvision gives each.
+IMAGENETTE_WNIDS: tuple[str, ...] = tuple(sorted(Imagenette._WNID_TO_CLASS))
+IMAGENETTE_CLASSES: tuple[str, ...] = tuple(Imagenette._WNID_TO_CLASS[wnid][0] for wnid in IMAGENETTE_WNIDS)
+
+DATASETS = ("synthetic", "imagenette")
+
+
+class DatasetNotFoundError(RuntimeError):
+    """The dataset is missing or incomplete on disk; the message says what to run."""
+
+
+def imagenette_dir(root: str | Path, size: str = "160px") -> Path:
+    """The folder torchvision's ``Imagenette`` reads for ``size``: ``<root>/imagenette2-160`` and so on."""
+    _check_size(size)
+    url, _ = Imagenette._ARCHIVES[size]
+    return Path(root) / Path(url).stem
+
+
+def _check_size(size: str) -> str:
+    if size not in IMAGENETTE_SIZES:
+        raise ValueError(f"unknown Imagenette size {size!r}; expected one of {tuple(IMAGENETTE_SIZES)}")
+    return size
+
+
+def check_image_folder(folder: Path, wnids: tuple[str, ...] = IMAGENETTE_WNIDS) -> None:
+    """Raise :class:`DatasetNotFoundError` unless ``folder`` has ``train`` and ``val``, each with a non-empty folder
+    of JPEGs per class."""
+    for split in ("train", "val"):
+        for wnid in wnids:
+            class_dir = folder / split / wnid
+            if not class_dir.is_dir() or next(class_dir.glob("*.JPEG"), None) is None:
+                raise DatasetNotFoundError(f"{class_dir} is missing or has no images")
+
+
+def download_imagenette(root: str | Path, size: str = "160px") -> Path:
+    """Download and extract Imagenette of ``size`` into ``root`` (if not already there) and return its folder.
+
+    The download, md5 check and extraction are torchvision's (``Imagenette(..., download=True)``), run inside a
+    temporary folder next to the target; only a complete extraction is moved into place, in one rename. A corrupt
+    download (wrong md5) raises and leaves nothing behind. The archive is kept in ``root`` so a later call does not
+    download it again.
+    """
+    target = imagenette_dir(root, size)
+    if target.is_dir():
+        return target
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    url, _ = Imagenette._ARCHIVES[size]
+    archive = root / Path(url).name
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        if archive.is_file():  # torchvision re-checks its md5 and downloads again if it is corrupt
+            archive.rename(staging / archive.name)
+        try:
+            Imagenette(staging, split="train", size=size, download=True)
+        except RuntimeError as error:  # torchvision's "File not found or corrupted."
+            raise DatasetNotFoundError(f"downloading Imagenette ({size}) from {url} failed: {error}") from error
+        check_image_folder(staging / target.name)
+        (staging / target.name).rename(target)
+        (staging / archive.name).rename(archive)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def imagenette(
+    root: str | Path, split: str = "train", size: str = "160px", *, download: bool = False, transform=None
+) -> Imagenette:
+    """Imagenette's ``split`` ("train" or "val") at ``size`` ("160px", "320px", "full"), as torchvision's dataset.
+
+    With ``download=True`` it is fetched first (see :func:`download_imagenette`). A missing or incomplete copy
+    raises :class:`DatasetNotFoundError` saying what to run.
+    """
+    _check_size(size)
+    if download:
+        download_imagenette(root, size)
+    folder = imagenette_dir(root, size)
+    try:
+        check_image_folder(folder)
+    except DatasetNotFoundError as error:
+        raise DatasetNotFoundError(
+            f"Imagenette ({size}) not found or incomplete under {Path(root)} ({error}). Call "
+            f"imagenette({str(root)!r}, size={size!r}, download=True), or run "
+            f"python -m vgg_tutorial.train --dataset imagenette --download"
+        ) from None
+    return Imagenette(root, split=split, size=size, transform=transform)
+
+
+def synthetic(root: str | Path, split: str = "train", image_size: int = 160, *, transform=None, **options) -> Dataset:
+    """The synthetic dataset's ``split`` from disk (generated first if needed, see :func:`make_synthetic`)."""
+    folder = make_synthetic(root, image_size=image_size, **options)
+    dataset = ImageFolder(folder / split, transform=transform)
+    dataset.classes = list(SYNTHETIC_CLASSES)  # readable names instead of the folder names
+    return dataset
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """Readable class names, in label order, of ``"synthetic"`` or ``"imagenette"``."""
+    return {"synthetic": SYNTHETIC_CLASSES, "imagenette": IMAGENETTE_CLASSES}[_check_dataset(dataset)]
+
+
+def _check_dataset(dataset: str) -> str:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    return dataset
+
+
+def smallest_imagenette_size(needed: int) -> str:
+    """The smallest Imagenette size whose images are at least ``needed`` px on the shorter side."""
+    for size, side in IMAGENETTE_SIZES.items():
+        if side is None or side >= needed:
+            return size
+    raise AssertionError("unreachable: 'full' accepts everything")
+
+
+def make_dataloaders(
+    dataset: str = "synthetic",
+    root: str | Path = "data",
+    *,
+    image_size: int = 64,
+    scale: int | tuple[int, int] | None = None,
+    test_scale: int | None = None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    augment: bool = True,
+    color_shift: float = 0.1,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] | None = None,
+    download: bool = False,
+    in_memory: bool = False,
+    train_per_class: int | None = None,
+    val_per_class: int | None = None,
+    seed: int = 0,
+    pin_memory: bool | None = None,
+) -> tuple[DataLoader, DataLoader]:
+    """Training and validation loaders with the paper's transforms (§3.1, §3.2).
+
+    - ``image_size``: the crop the network sees (224 in the paper).
+    - ``scale``: training scale S (an int) or jittering range (S_min, S_max); default S = ``image_size``·256/224.
+    - ``test_scale``: Q; default S, or (S_min + S_max) / 2 when jittering (the paper's choice, §4.1). Validation
+      images are centre-cropped to ``image_size`` so they batch.
+    - ``augment=False``: no random crop position, flip or colour shift in training (rescale and centre crop only).
+    - ``dataset="synthetic"`` generates the images first (JPEGs under ``root``; ``in_memory=True`` keeps them in
+      memory instead); its images are drawn at S_max so rescaling never enlarges them. ``train_per_class`` and
+      ``val_per_class`` choose its size (default: Imagenette's). ``dataset="imagenette"`` picks the smallest
+      torchvision size that is at least S_max.
+    - ``num_workers``: 0 for CPU demos; 2 on Colab's two cores. ``pin_memory`` defaults to "CUDA is available"; worker
+      processes persist across epochs when there are any.
+    - ``seed`` seeds the shuffling and the workers' random transforms.
+    """
+    _check_dataset(dataset)
+    scale = default_scale(image_size) if scale is None else scale
+    low, high = (scale, scale) if isinstance(scale, int) else scale
+    test_scale = test_scale if test_scale is not None else (low + high) // 2
+    train_tf = (
+        train_transform(image_size, scale, color_shift=color_shift, mean=mean, std=std)
+        if augment
+        else eval_transform(test_scale, image_size, mean=mean, std=std)
+    )
+    val_tf = eval_transform(test_scale, image_size, mean=mean, std=std)
+
+    if dataset == "synthetic":
+        counts = {
+            "train_per_class": IMAGENETTE_PER_CLASS["train"] if train_per_class is None else train_per_class,
+            "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
+        }
+        if in_memory:
+            train_set = SyntheticShapes(
+                "train", image_size=high, per_class=counts["train_per_class"], seed=seed, transform=train_tf
+            )
+            val_set = SyntheticShapes(
+                "val", image_size=high, per_class=counts["val_per_class"], seed=seed, transform=val_tf
+            )
+        else:
+            train_set = synthetic(root, "train", high, transform=train_tf, seed=seed, **counts)
+            val_set = synthetic(root, "val", high, transform=val_tf, seed=seed, **counts)
+    else:
+        size = smallest_imagenette_size(high)
+        train_set = imagenette(root, "train", size, download=download, transform=train_tf)
+        val_set = imagenette(root, "val", size, transform=val_tf)
+
+    pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+    common = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+    common["persistent_workers"] = num_workers > 0
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train_set, shuffle=True, drop_last=False, generator=generator, **common)
+    val_loader = DataLoader(val_set, shuffle=False, **common)
+    return train_loader, val_loader
+
+
+def decode_split(folder: str | Path, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode an ImageFolder-layout split once: uint8 images N×3×``image_size``×``image_size`` and int64 labels.
+
+    Every image is resized so its smaller side is ``image_size`` and centre-cropped to a square; labels follow the
+    sorted class folders (as in ``ImageFolder``). For a pipeline that keeps the whole split on the GPU and augments
+    there, instead of decoding JPEGs every epoch.
+    """
+    from torchvision.datasets.folder import find_classes, make_dataset
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2 import functional as F
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"no image folder at {folder}")
+    _, class_to_idx = find_classes(folder)
+    samples = make_dataset(folder, class_to_idx, extensions=(".jpeg", ".jpg", ".png"))
+    images = torch.empty(len(samples), 3, image_size, image_size, dtype=torch.uint8)
+    for index, (path, _) in enumerate(samples):
+        image = decode_image(path, mode=ImageReadMode.RGB)
+        image = F.resize(image, image_size, antialias=True)
+        images[index] = F.center_crop(image, image_size)
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return images, labels
