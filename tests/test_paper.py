@@ -13,9 +13,10 @@ from vgg_tutorial.configs import CONFIGS  # noqa: E402
 
 def test_table1_columns_hold_every_layer_of_their_configuration():
     table = paper.table1()
-    assert len(table.header) == 6 and table.header[4] == "D (16 weight layers)"
+    assert table.header == list(CONFIGS) and table.rows[0][4] == "16 weight layers"
     for column, name in enumerate(CONFIGS):
-        listed = [row[column] for index, row in enumerate(table.rows) if index not in table.span_rows and row[column]]
+        layer_rows = [row for index, row in enumerate(table.rows) if index > 0 and index not in table.span_rows]
+        listed = [row[column] for row in layer_rows if row[column]]
         assert listed == [layer for block in CONFIGS[name] for layer in block]
     spans = [table.rows[index][0] for index in sorted(table.span_rows)]
     assert spans.count("maxpool") == 5 and spans[-4:] == ["FC-4096", "FC-4096", "FC-1000", "soft-max"]

@@ -63,9 +63,11 @@ def table1() -> Table:
     As in the paper, a layer is set in bold where it is new with respect to the column on its left.
     """
     names = list(CONFIGS)
-    header = [f"{name} ({weight_layers(name)} weight layers)" for name in names]
-    rows: list[list[str]] = [[f"input ({INPUT_SIZE} × {INPUT_SIZE} RGB image)"] + [""] * (len(names) - 1)]
-    span_rows, bold = {0}, set()
+    rows: list[list[str]] = [
+        [f"{weight_layers(name)} weight layers" for name in names],
+        [f"input ({INPUT_SIZE} × {INPUT_SIZE} RGB image)"] + [""] * (len(names) - 1),
+    ]
+    span_rows, bold = {1}, set()
     for block in range(5):
         depth = max(len(CONFIGS[name][block]) for name in names)
         for position in range(depth):
@@ -86,7 +88,7 @@ def table1() -> Table:
         rows.append([f"FC-{width}"] + [""] * (len(names) - 1))
     span_rows.add(len(rows))
     rows.append(["soft-max"] + [""] * (len(names) - 1))
-    return Table(header, rows, "Table 1: ConvNet configurations (built from vgg_tutorial.CONFIGS)", bold, span_rows)
+    return Table(names, rows, "Table 1: ConvNet configurations (built from vgg_tutorial.CONFIGS)", bold, span_rows)
 
 
 def table2() -> Table:
