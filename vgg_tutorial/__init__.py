@@ -29,6 +29,7 @@ from vgg_tutorial.data import (
 )
 from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
 from vgg_tutorial.models import VGG, init_weights, vgg
+from vgg_tutorial.summaries import summary
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_split
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD, PCAColorShift, eval_transform, train_transform
 
@@ -65,6 +66,7 @@ __all__ = [
     "layer_stats",
     "parse_layer",
     "receptive_field",
+    "summary",
     "to_fully_convolutional",
     "vgg",
     "weight_layers",

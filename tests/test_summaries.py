@@ -1,0 +1,56 @@
+"""torchinfo summaries against the analytical accounting (Table 2 parameters, MACs) and the chapter's claims."""
+
+import pytest
+import torch
+from torch import nn
+
+from vgg_tutorial.accounting import count_macs, count_parameters
+from vgg_tutorial.configs import CONFIGS, PAPER_PARAMS_MILLIONS
+from vgg_tutorial.models import vgg
+from vgg_tutorial.summaries import summary
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_totals_match_the_accounting(name, batch_norm):
+    stats = summary(name, batch_norm=batch_norm)
+    assert stats.total_params == stats.trainable_params == count_parameters(name, batch_norm=batch_norm)
+    assert stats.total_mult_adds == count_macs(name, batch_norm=batch_norm)
+    assert round(stats.total_params / 1e6) == PAPER_PARAMS_MILLIONS[name]
+
+
+def test_vgg16_table_as_printed():
+    text = str(summary("D"))
+    assert "Total params: 138,357,544" in text
+    assert "Total mult-adds: 15,483,821,032" in text
+    assert "│    └─Conv2d: 2-3             [1, 64, 224, 224]   36,928              1,852,899,328" in text
+    assert max(len(line) for line in text.splitlines()) <= 90
+
+
+def test_batch_size_changes_macs_and_activations_not_parameters():
+    one, two = summary("D", depth=0), summary("D", depth=0, batch_size=2)
+    assert one.total_params == two.total_params == 138_357_544
+    assert two.total_mult_adds == 2 * one.total_mult_adds
+    assert two.total_output_bytes == 2 * one.total_output_bytes
+    assert "[2, 1000]" in str(two)
+
+
+def test_other_image_sizes_and_small_models():
+    assert summary("D", image_size=160).total_mult_adds == count_macs("D", image_size=160)
+    small = vgg("A", width=1 / 8, fc_width=256, pooled_size=1, num_classes=10)
+    stats = summary(small, image_size=32, depth=1)
+    assert stats.total_params == sum(p.numel() for p in small.parameters()) == 229_562
+    assert next(small.parameters()).device.type == "cpu"
+
+
+def test_options_only_with_a_name():
+    with pytest.raises(TypeError, match="configuration name"):
+        summary(nn.Linear(2, 2), batch_norm=True)
+    with pytest.raises(KeyError, match="valid names"):
+        summary("vgg16")
+
+
+def test_meta_model_keeps_no_weights():
+    with torch.device("meta"):
+        model = vgg("E")
+    assert summary(model, depth=0).total_params == 143_667_240
