@@ -115,3 +115,17 @@ def test_receptive_fields_of_every_configuration():
         "D": 196,
         "E": 252,
     }
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("size", [224, 160])
+def test_counts_equal_torchinfo_on_the_built_model(name, batch_norm, size):
+    """The package's own builder, for every configuration (A-LRN and C have no torchvision twin)."""
+    from vgg_tutorial.models import vgg
+
+    with torch.device("meta"):  # shapes only: torchinfo runs the forward pass on meta tensors
+        model = vgg(name, batch_norm=batch_norm)
+    stats = torchinfo.summary(model, input_size=(1, 3, size, size), device="meta", verbose=0)
+    assert stats.total_mult_adds == count_macs(name, batch_norm=batch_norm, image_size=size)
+    assert stats.total_params == count_parameters(name, batch_norm=batch_norm)
