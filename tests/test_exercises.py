@@ -1,0 +1,420 @@
+"""The exercise checks pass right answers and name the mistake in the typical wrong ones."""
+
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vgg_tutorial import exercises
+from vgg_tutorial.accounting import count_parameters, receptive_field
+from vgg_tutorial.configs import CONFIGS, LRN, Conv, MaxPool, feature_layers, parse_layer
+from vgg_tutorial.dense import to_fully_convolutional
+from vgg_tutorial.exercises import ExerciseError
+from vgg_tutorial.models import alexnet_lrn, vgg
+
+
+@pytest.fixture(scope="module")
+def vgg16():
+    """One full-size VGG-16, shared by the hand-written variants below so that each test builds no new weights."""
+    torch.manual_seed(0)
+    return vgg("D")
+
+
+class HandWritten16(nn.Module):
+    """A learner-style VGG-16 with functional ReLU, pooling and flattening, reusing ``base``'s layers.
+
+    The keyword arguments plant one typical mistake each.
+    """
+
+    def __init__(self, base, *, skip_relu_after=None, skip_pool_after=None, flatten=None, final=None, fc=None):
+        super().__init__()
+        self.convs = nn.ModuleList(m for m in base.features if isinstance(m, nn.Conv2d))
+        self.fcs = fc or nn.ModuleList(m for m in base.classifier if isinstance(m, nn.Linear))
+        self.skip_relu_after, self.skip_pool_after = skip_relu_after, skip_pool_after
+        self.flatten = flatten or (lambda x: torch.flatten(x, 1))
+        self.final = final or (lambda x: x)
+
+    def forward(self, x):
+        index = 0
+        for block, block_convs in enumerate((2, 2, 3, 3, 3)):
+            for _ in range(block_convs):
+                x = self.convs[index](x)
+                x = x if index == self.skip_relu_after else F.relu(x)
+                index += 1
+            x = x if block == self.skip_pool_after else F.max_pool2d(x, 2)
+        x = self.flatten(x)
+        for i, fc in enumerate(self.fcs):
+            x = fc(x)
+            if i < 2:
+                x = F.dropout(F.relu(x), 0.5, self.training)
+        return self.final(x)
+
+
+@contextlib.contextmanager
+def first_conv_padding(model, padding):
+    """Temporarily give ``model``'s first convolution another padding (the 'padding 0' mistake)."""
+    conv = model.features[0]
+    original = conv.padding
+    conv.padding = padding
+    try:
+        yield model
+    finally:
+        conv.padding = original
+
+
+def test_check_vgg16_accepts_the_builder_model(vgg16, capsys):
+    assert exercises.check_vgg16(vgg16) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "138,357,544 parameters" in out and "(2, 1000)" in out
+
+
+def test_check_vgg16_accepts_a_class_and_a_functional_style(vgg16, capsys):
+    class VGG16(HandWritten16):  # a class the check instantiates itself
+        def __init__(self):
+            super().__init__(vgg16)
+
+    assert exercises.check_vgg16(VGG16) is True
+    assert "F.dropout" in capsys.readouterr().out  # the functional variant gets the reminder about training mode
+
+
+def test_check_vgg16_leaves_the_mode_and_random_state_alone(vgg16):
+    vgg16.train()
+    state = torch.random.get_rng_state()
+    exercises.check_vgg16(vgg16)
+    assert vgg16.training
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_softmax_in_forward_is_called_probabilities(vgg16):
+    model = HandWritten16(vgg16, final=lambda x: F.softmax(x, dim=1))
+    with pytest.raises(ExerciseError, match="probabilities, not logits: the rows sum to 1. Remove the softmax"):
+        exercises.check_vgg16(model)
+
+
+def test_relu_after_the_last_layer(vgg16):
+    with pytest.raises(ExerciseError, match="all ≥ 0"):
+        exercises.check_vgg16(HandWritten16(vgg16, final=F.relu))
+
+
+def test_padding_zero_names_the_layer(vgg16):
+    with first_conv_padding(vgg16, (0, 0)), pytest.raises(ExerciseError) as error:
+        exercises.check_vgg16(vgg16)
+    message = str(error.value)
+    assert "weight layer 1 of 16 (your 'features.0')" in message
+    assert "padding=(1, 1)" in message and "padding=(0, 0)" in message and "Use padding=1" in message
+
+
+def test_padding_same_is_accepted(vgg16):
+    with first_conv_padding(vgg16, "same"):
+        assert exercises.check_vgg16(vgg16)
+
+
+def test_view_with_a_fixed_batch_size_loses_the_batch(vgg16):
+    model = HandWritten16(vgg16, flatten=lambda x: x.view(1, -1))
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_vgg16(model)
+    message = str(error.value)
+    assert "the input of weight layer 14 of 16 (your 'fcs.0'" in message
+    assert "(1, 50176), expected (2, 25088)" in message and "batch dimension was lost" in message
+
+
+def test_missing_relu_names_the_layer_before(vgg16):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_vgg16(HandWritten16(vgg16, skip_relu_after=4))
+    message = str(error.value)
+    assert "weight layer 6 of 16 (your 'convs.5') has negative values" in message
+    assert "no ReLU follows the layer before it ('convs.4'" in message
+
+
+def test_missing_pool_says_the_map_is_too_large(vgg16):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_vgg16(HandWritten16(vgg16, skip_pool_after=1))
+    message = str(error.value)
+    assert "weight layer 5 of 16" in message and "(2, 128, 112, 112), expected (2, 128, 56, 56)" in message
+    assert "max-pooling missing" in message
+
+
+def test_wrong_fc_width_names_the_layer(vgg16):
+    torch.manual_seed(0)
+    narrow = nn.ModuleList([nn.Linear(25088, 2048), nn.Linear(2048, 2048), nn.Linear(2048, 1000)])
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_vgg16(HandWritten16(vgg16, fc=narrow))
+    message = str(error.value)
+    assert "weight layer 14 of 16 (your 'fcs.0')" in message
+    assert "expected Linear(in_features=25088, out_features=4096" in message and "out_features=2048" in message
+
+
+def test_unused_layer_shows_in_the_parameter_count(vgg16):
+    model = HandWritten16(vgg16)
+    model.unused = nn.Linear(10, 10)
+    with pytest.raises(
+        ExerciseError, match=r"138,357,654 parameters, VGG-16 has 138,357,544 \(a difference of \+110\)"
+    ):
+        exercises.check_vgg16(model)
+
+
+def test_wrong_dropout_rate(vgg16):
+    model = HandWritten16(vgg16)
+    model.drop1, model.drop2 = nn.Dropout(0.2), nn.Dropout(0.2)
+    with pytest.raises(ExerciseError, match=r"dropout rates \[0.2, 0.2\]"):
+        exercises.check_vgg16(model)
+
+
+def test_stub_says_not_written_yet():
+    class VGG16(nn.Module):
+        def __init__(self):
+            super().__init__()
+            raise NotImplementedError("Exercise")
+
+    with pytest.raises(ExerciseError, match="not written yet: it still raises NotImplementedError"):
+        exercises.check_vgg16(VGG16)
+    with pytest.raises(ExerciseError, match="expected an nn.Module"):
+        exercises.check_vgg16(lambda: None)
+
+
+# A learner's make_layers(config, batch_norm): a right one, and versions with one typical mistake each.
+def make_layers(config, batch_norm, *, padding=1, relu=True, pool_kernel=2, lrn=alexnet_lrn):
+    layers, channels = [], 3
+    for block in config:
+        for text in block:
+            layer = parse_layer(text)
+            if isinstance(layer, LRN):
+                layers.append(lrn())
+                continue
+            layers.append(nn.Conv2d(channels, layer.channels, layer.kernel, padding=padding if layer.kernel > 1 else 0))
+            layers += [nn.BatchNorm2d(layer.channels)] if batch_norm else []
+            layers += [nn.ReLU(inplace=True)] if relu else []
+            channels = layer.channels
+        layers.append(nn.MaxPool2d(pool_kernel, 2))
+    return nn.Sequential(*layers)
+
+
+def test_check_layer_builder_accepts_right_builders(capsys):
+    assert exercises.check_layer_builder(make_layers)
+    assert exercises.check_layer_builder(lambda config, bn: list(make_layers(config, bn)))  # a list is fine too
+    assert "configurations A, A-LRN, B, C, D, E" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "mistake,expected",
+    [
+        (dict(padding=0), "configuration A with batch_norm=False: layer 0 differs"),
+        (dict(relu=False), "expected ReLU(inplace=True), got MaxPool2d"),
+        (dict(pool_kernel=3), "layer 2 differs: expected MaxPool2d(kernel_size=2"),
+        (dict(lrn=lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)), "divides alpha by size"),
+    ],
+)
+def test_check_layer_builder_names_the_mistake(mistake, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_layer_builder(lambda config, bn: make_layers(config, bn, **mistake))
+    assert expected in str(error.value)
+
+
+def test_check_layer_builder_sees_missing_batch_norm_and_a_restricted_set():
+    def no_bn(config, batch_norm):
+        return make_layers(config, False)
+
+    with pytest.raises(ExerciseError, match="configuration D with batch_norm=True: layer 1 differs"):
+        exercises.check_layer_builder(no_bn, names=["D"])
+
+    def conv3_only(config, batch_norm):  # ignores conv1 and LRN: fine for A, B, D, E only
+        return make_layers(tuple(tuple(t for t in block if t.startswith("conv3")) for block in config), batch_norm)
+
+    assert exercises.check_layer_builder(conv3_only, names=["A", "B", "D", "E"])
+    with pytest.raises(ExerciseError, match="configuration A-LRN"):
+        exercises.check_layer_builder(conv3_only)
+
+
+def test_check_layer_builder_stub():
+    def stub(config, batch_norm):
+        raise NotImplementedError("Exercise")
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_layer_builder(stub)
+
+
+def student_receptive_field(name, *, start=1, pool_grows=True, use_jump=True):
+    rf, jump = start, 1
+    layers = feature_layers(name)[:-1]  # the last convolution's field: the final pool does not count
+    for layer in layers:
+        if isinstance(layer, Conv):
+            rf += (layer.kernel - 1) * (jump if use_jump else 1)
+        elif isinstance(layer, MaxPool):
+            rf += (layer.kernel - 1) * (jump if use_jump else 1) if pool_grows else 0
+            jump *= layer.stride
+    return rf
+
+
+def test_check_receptive_field(capsys):
+    assert exercises.check_receptive_field(student_receptive_field)
+    assert "D 196" in capsys.readouterr().out
+    assert receptive_field("D") == 196
+
+
+@pytest.mark.parametrize(
+    "mistake,expected",
+    [
+        (
+            dict(start=0),
+            "configuration A: your receptive field is 133, the reference is 134 pixels per side: off by one",
+        ),
+        (dict(use_jump=False), "product of the strides"),
+        (dict(pool_grows=False), "a 2×2 max-pool widens the field too"),
+    ],
+)
+def test_check_receptive_field_names_the_slip(mistake, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_receptive_field(lambda name: student_receptive_field(name, **mistake))
+    assert expected in str(error.value)
+
+
+def student_param_count(name, batch_norm=False, *, biases=True, bn_per_channel=2):
+    total, channels = 0, 3
+    for layer in feature_layers(name):
+        if isinstance(layer, Conv):
+            total += layer.kernel**2 * channels * layer.channels + (layer.channels if biases else 0)
+            total += bn_per_channel * layer.channels if batch_norm else 0
+            channels = layer.channels
+    for width_in, width_out in ((channels * 49, 4096), (4096, 4096), (4096, 1000)):
+        total += width_in * width_out + (width_out if biases else 0)
+    return total
+
+
+def test_check_param_count(capsys):
+    assert exercises.check_param_count(student_param_count)
+    assert "VGG-16: 138,357,544" in capsys.readouterr().out
+    assert student_param_count("D") == count_parameters("D") == 138_357_544
+
+
+@pytest.mark.parametrize(
+    "mistake,expected",
+    [
+        (dict(biases=False), "exactly the number of biases"),
+        (dict(bn_per_channel=4), "running mean and variance are buffers"),
+        (dict(bn_per_channel=0), "count them too"),
+    ],
+)
+def test_check_param_count_names_the_slip(mistake, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_param_count(lambda name, batch_norm=False: student_param_count(name, batch_norm, **mistake))
+    assert expected in str(error.value)
+
+
+def test_check_param_count_needs_the_keyword():
+    with pytest.raises(ExerciseError, match="unexpected keyword argument 'batch_norm'"):
+        exercises.check_param_count(lambda name: count_parameters(name))
+
+
+def learner_conversion(model, *, reshape=None, keep_pool=False, last_linear=False):
+    """A learner's FC → conv conversion returning the score map from forward; each keyword plants a mistake."""
+    layers = list(model.features) + ([model.avgpool] if keep_pool else [])
+    channels = [m for m in model.features if isinstance(m, nn.Conv2d)][-1].out_channels
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    for i, linear in enumerate(linears):
+        if last_linear and i == 2:
+            layers += [nn.Flatten(), linear]
+            break
+        kernel = 7 if i == 0 else 1
+        in_channels = channels if i == 0 else linear.in_features
+        conv = nn.Conv2d(in_channels, linear.out_features, kernel)
+        weight = linear.weight.detach()
+        if reshape == "channels_last":
+            weight = weight.reshape(linear.out_features, kernel, kernel, in_channels).permute(0, 3, 1, 2)
+        conv.weight.data.copy_(weight.reshape(conv.weight.shape))
+        conv.bias.data.copy_(linear.bias.detach())
+        layers += [conv] + ([nn.ReLU()] if i < 2 else [])
+    return nn.Sequential(*layers)
+
+
+def test_check_dense_conversion_accepts_both_conventions(capsys):
+    assert exercises.check_dense_conversion(learner_conversion)  # the score map from forward
+    assert exercises.check_dense_conversion(to_fully_convolutional)  # the package's: score_map(x), averaged forward
+    assert "6×6 class score map" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "mistake,expected",
+    [
+        (dict(reshape="channels_last"), "scores differ from the original model's logits"),
+        (dict(keep_pool=True), "keeps an adaptive average pool"),
+        (dict(last_linear=True), "still has Linear layers"),
+    ],
+)
+def test_check_dense_conversion_names_the_mistake(mistake, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_dense_conversion(lambda model: learner_conversion(model, **mistake))
+    assert expected in str(error.value)
+
+
+def test_check_dense_conversion_wants_a_map():
+    def averaged(model):
+        return nn.Sequential(learner_conversion(model), nn.Flatten())
+
+    with pytest.raises(ExerciseError, match=r"returns shape \(1, 5\) on a 224×224 image"):
+        exercises.check_dense_conversion(averaged)
+
+
+# A learner's train_step(model, batch, optimizer), right and with one typical mistake each.
+def train_step(model, batch, optimizer, *, train=True, zero_grad=True, step=True, softmax=False, item=True):
+    images, labels = batch
+    if train:
+        model.train()
+    if zero_grad:
+        optimizer.zero_grad()
+    outputs = model(images)
+    loss = F.cross_entropy(F.softmax(outputs, dim=1) if softmax else outputs, labels)
+    loss.backward()
+    if step:
+        optimizer.step()
+    return loss.item() if item else loss
+
+
+def test_check_training_step_accepts_the_right_step(capsys):
+    assert exercises.check_training_step(train_step)
+    assert capsys.readouterr().out.startswith("✓ Your training step")
+
+
+@pytest.mark.parametrize(
+    "mistake,expected",
+    [
+        (dict(zero_grad=False), "call optimizer.zero_grad() before loss.backward()"),
+        (dict(train=False), "call model.train()"),
+        (dict(step=False), "did not change the parameters"),
+        (dict(softmax=True), "no softmax"),
+        (dict(item=False), "return loss.item()"),
+    ],
+)
+def test_check_training_step_names_the_mistake(mistake, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_training_step(lambda *args: train_step(*args, **mistake))
+    assert expected in str(error.value)
+
+
+def test_zero_grad_between_backward_and_step():
+    def late_zero_grad(model, batch, optimizer):
+        model.train()
+        loss = F.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+        return loss.item()
+
+    with pytest.raises(ExerciseError, match="not between backward and step"):
+        exercises.check_training_step(late_zero_grad)
+
+
+def test_exercise_error_is_an_assertion_error():
+    assert issubclass(ExerciseError, AssertionError)
+    assert set(CONFIGS) == {"A", "A-LRN", "B", "C", "D", "E"}
+
+
+def test_check_layer_builder_counts_missing_layers():
+    def no_last_pool(config, batch_norm):
+        return make_layers(config, batch_norm)[:-1]
+
+    with pytest.raises(
+        ExerciseError, match=r"returned 20 layers, the reference 21; the first missing one is MaxPool2d"
+    ):
+        exercises.check_layer_builder(no_last_pool, names=["A"])
