@@ -31,6 +31,7 @@ from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
 from vgg_tutorial.models import VGG, init_weights, vgg
 from vgg_tutorial.summaries import summary
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_split
+from vgg_tutorial.train import Engine, EpochSampler, TrainConfig, fit, read_history, topk_correct
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD, PCAColorShift, eval_transform, train_transform
 
 __all__ = [
@@ -70,4 +71,10 @@ __all__ = [
     "to_fully_convolutional",
     "vgg",
     "weight_layers",
+    "Engine",
+    "EpochSampler",
+    "TrainConfig",
+    "fit",
+    "read_history",
+    "topk_correct",
 ]
