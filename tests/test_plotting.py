@@ -1,0 +1,61 @@
+"""Learning-curve and sample-grid figures: they show the numbers and images they are given."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from vgg_tutorial.plotting import plot_history, show_samples, to_displayable
+from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes
+from vgg_tutorial.transforms import IMAGENET_MEAN
+
+HISTORY = [
+    {"epoch": e, "lr": lr, "train_loss": 2.5 - 0.2 * e, "val_loss": 2.4 - 0.1 * e}
+    | {"train_top1": 10.0 * e, "val_top1": 9.0 * e, "train_top5": 50.0, "val_top5": 50.0, "seconds": 1.0}
+    for e, lr in zip(range(1, 6), [0.01, 0.01, 0.001, 0.001, 0.0001])
+]
+
+
+def test_plot_history_draws_the_history_and_marks_learning_rate_drops():
+    loss_ax, acc_ax = plot_history(HISTORY, title="test run")
+    curves = [line for line in acc_ax.get_lines() if len(line.get_xdata()) == len(HISTORY)]
+    assert [line.get_label() for line in curves] == ["train", "val"]
+    assert list(curves[1].get_ydata()) == [row["val_top1"] for row in HISTORY]
+    loss_val = [line for line in loss_ax.get_lines() if line.get_label() == "val"][0]
+    assert list(loss_val.get_ydata()) == pytest.approx([row["val_loss"] for row in HISTORY])
+    drops = [line.get_xdata()[0] for line in loss_ax.get_lines() if len(line.get_xdata()) == 2]
+    assert drops == [2.5, 4.5]  # between epochs 2 and 3, and 4 and 5
+    assert acc_ax.get_ylabel() == "top-1 accuracy (%)" and loss_ax.get_xlabel() == "epoch"
+    assert loss_ax.figure.get_suptitle() == "test run"
+    plt.close("all")
+
+
+def test_plot_history_overlays_runs_on_the_same_axes():
+    axes = plot_history(HISTORY, title="two runs", label="a")
+    plot_history(HISTORY[:3], title="two runs", axes=axes, label="b")
+    labels = [line.get_label() for line in axes[1].get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["a: train", "a: val", "b: train", "b: val"]
+    plt.close("all")
+
+
+def test_to_displayable_undoes_the_mean_subtraction():
+    image = torch.rand(3, 4, 5)
+    shown = to_displayable(image - torch.tensor(IMAGENET_MEAN)[:, None, None])
+    assert shown.shape == (4, 5, 3)
+    assert torch.allclose(shown, image.permute(1, 2, 0), atol=1e-6)
+    assert torch.equal(to_displayable(torch.full((3, 2, 2), 255, dtype=torch.uint8)), torch.ones(2, 2, 3))
+
+
+def test_show_samples_puts_each_class_in_its_column():
+    dataset = SyntheticShapes("val", image_size=32, per_class=3)
+    fig = show_samples(dataset, SYNTHETIC_CLASSES, per_class=2, title="synthetic")
+    axes = fig.get_axes()
+    assert len(axes) == 2 * len(SYNTHETIC_CLASSES)
+    assert [ax.get_title() for ax in axes[: len(SYNTHETIC_CLASSES)]] == list(SYNTHETIC_CLASSES)
+    # Labels cycle 0..9, so the first image of class 3 is item 3 and the second is item 13.
+    second_row_class3 = axes[len(SYNTHETIC_CLASSES) + 3].get_images()[0].get_array()
+    assert torch.allclose(torch.tensor(second_row_class3.data), dataset.images[13].permute(1, 2, 0).float() / 255)
+    plt.close("all")
