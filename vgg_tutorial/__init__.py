@@ -28,6 +28,7 @@ from vgg_tutorial.data import (
     make_dataloaders,
 )
 from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
+from vgg_tutorial.gpu_data import DeviceLoader, choose_storage
 from vgg_tutorial.models import VGG, init_weights, vgg
 from vgg_tutorial.summaries import summary
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_split
@@ -40,6 +41,7 @@ __all__ = [
     "IMAGENET_STD",
     "SYNTHETIC_CLASSES",
     "DatasetNotFoundError",
+    "DeviceLoader",
     "PCAColorShift",
     "SyntheticShapes",
     "class_names",
@@ -60,6 +62,7 @@ __all__ = [
     "LayerStats",
     "check_input_size",
     "check_name",
+    "choose_storage",
     "count_macs",
     "count_parameters",
     "feature_layers",

@@ -1,0 +1,195 @@
+"""A training loader that keeps the whole decoded dataset next to the model and augments a batch at a time (§3.1).
+
+The usual pipeline decodes every JPEG again in every epoch, on the CPU, one image at a time, and then copies the
+batch to the GPU. Imagenette's training split, decoded once at the training scale S = 256, is 9,469 × 3 × 256 × 256
+bytes ≈ 1.9 GB of uint8: it fits in the memory of any recent GPU. :class:`DeviceLoader` holds it there (or in
+pinned host memory when it does not fit, see :func:`choose_storage`) and does the paper's training augmentation on
+the device, on the whole batch at once:
+
+- a random ``crop_size`` crop per image (§3.1: "randomly cropped from rescaled training images, one crop per image
+  per SGD iteration"), and a random horizontal flip, both as one gather with per-image index arithmetic;
+- AlexNet's colour shift along the principal components of ImageNet's RGB values (α ~ N(0, 0.1) per image);
+- subtracting the mean RGB value (§2.1), then the model's dtype and memory format.
+
+The images are decoded at a fixed S (:func:`vgg_tutorial.data.decode_split`); scale jittering (S ∈ [256, 512])
+would need a resize per batch and is not done here. Every epoch visits every image exactly once, in an order drawn
+from ``(seed, epoch)`` alone, so a run resumed at epoch ``e`` (``set_epoch(e)``) sees the same batches as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+
+#: Share of the GPU's total memory left free for the model, its gradients, optimizer state and activations.
+DEFAULT_HEADROOM = 0.5
+
+STORAGES = ("device", "pinned", "host")
+
+
+def fits_in_memory(nbytes: int, free_bytes: int, total_bytes: int, headroom: float = DEFAULT_HEADROOM) -> bool:
+    """Whether ``nbytes`` of data fit in ``free_bytes`` while leaving ``headroom`` × ``total_bytes`` for training."""
+    if not 0 <= headroom < 1:
+        raise ValueError(f"headroom is a share of the GPU's memory in [0, 1), got {headroom}")
+    return nbytes <= free_bytes - headroom * total_bytes
+
+
+def choose_storage(nbytes: int, device: torch.device | str, headroom: float = DEFAULT_HEADROOM) -> str:
+    """Where :class:`DeviceLoader` keeps ``nbytes`` of images for training on ``device``.
+
+    ``"device"`` when the device is a GPU and the data fit with ``headroom`` to spare (``torch.cuda.mem_get_info``),
+    ``"pinned"`` (page-locked host memory, copied per batch) when they do not, and ``"host"`` on a CPU.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "host"
+    free, total = torch.cuda.mem_get_info(device)
+    return "device" if fits_in_memory(nbytes, free, total, headroom) else "pinned"
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` whose state depends on ``(seed, epoch)`` only: the same pair, the same draws."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+
+
+def crop_and_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, size: int):
+    """Crop ``size``×``size`` at (``top[i]``, ``left[i]``) from each ``images[i]`` and mirror it where ``flip[i]``.
+
+    One ``torch.gather`` for the whole batch (B×C×H×W → B×C×size×size), no loop over images: pixel (r, c) of crop
+    ``i`` is pixel (``top[i]`` + r, ``left[i]`` + c) of image ``i``, or (``top[i]`` + r, ``left[i]`` + size − 1 − c)
+    when it is flipped, so the flip costs nothing extra. The indices are flattened over H×W, which on a CPU is
+    about twice as fast as indexing rows and columns separately.
+    """
+    b, channels, height, width = images.shape
+    steps = torch.arange(size, device=images.device)
+    rows = top[:, None] + steps  # B × size
+    cols = left[:, None] + torch.where(flip[:, None], size - 1 - steps, steps)  # B × size
+    flat = (rows[:, :, None] * width + cols[:, None, :]).reshape(b, 1, size * size).expand(b, channels, -1)
+    return images.reshape(b, channels, height * width).gather(2, flat).reshape(b, channels, size, size)
+
+
+def pca_offsets(alpha: torch.Tensor, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC) -> torch.Tensor:
+    """AlexNet's colour shift Σ_i α_i λ_i p_i for a batch of draws ``alpha`` (B×3); RGB offsets for [0, 1] pixels."""
+    eigval = torch.tensor(eigval, device=alpha.device, dtype=alpha.dtype)
+    eigvec = torch.tensor(eigvec, device=alpha.device, dtype=alpha.dtype)
+    return (alpha * eigval) @ eigvec.T
+
+
+class DeviceLoader:
+    """An iterable of augmented training batches ``(images, labels)`` drawn from uint8 images held in memory.
+
+    ``images`` is N×3×S×S uint8 (e.g. from :func:`vgg_tutorial.data.decode_split`) and ``labels`` N int64. Each
+    batch is ``crop_size``×``crop_size``, randomly cropped and flipped, colour-shifted with α ~ N(0,
+    ``color_shift``), minus ``mean`` (and divided by ``std`` if given, as in
+    :func:`vgg_tutorial.transforms.train_transform`), in ``dtype`` and ``memory_format``, on ``device``.
+    ``storage`` ("device", "pinned", "host" or None to let :func:`choose_storage` decide) says where the uint8
+    images live. Like a ``DataLoader``: ``len()`` is the number of batches and each ``iter()`` is a new epoch.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        crop_size: int,
+        device: torch.device | str = "cpu",
+        shuffle: bool = True,
+        drop_last: bool = False,
+        flip: bool = True,
+        color_shift: float = 0.1,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] | None = None,
+        dtype: torch.dtype = torch.float32,
+        memory_format: torch.memory_format = torch.contiguous_format,
+        seed: int = 0,
+        storage: str | None = None,
+        headroom: float = DEFAULT_HEADROOM,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected uint8 images N×3×H×W, got {images.dtype} of shape {tuple(images.shape)}")
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if crop_size > min(images.shape[2:]):
+            raise ValueError(f"crop of {crop_size} px is larger than the stored images ({tuple(images.shape[2:])})")
+        self.device = torch.device(device)
+        self.storage = storage or choose_storage(images.numel() * images.element_size(), self.device, headroom)
+        if self.storage not in STORAGES:
+            raise ValueError(f"unknown storage {self.storage!r}; expected one of {STORAGES}")
+        if self.storage == "device":
+            self.images = images.to(self.device)
+        elif self.storage == "pinned":
+            self.images = images.pin_memory()
+        else:
+            self.images = images
+        self.labels = labels.to(self.device)
+        self.batch_size, self.crop_size = batch_size, crop_size
+        self.shuffle, self.drop_last, self.flip = shuffle, drop_last, flip
+        self.color_shift = color_shift
+        self.dtype, self.memory_format = dtype, memory_format
+        self.seed, self.epoch = seed, 0
+        # The mean (and std) of [0, 1] pixels, folded into one multiply-add on uint8 values: x / 255 · scale − shift.
+        std = std if std is not None else (1.0,) * len(mean)
+        self._mean = torch.tensor(mean, device=self.device)
+        self._inv_std = 1 / torch.tensor(std, device=self.device)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next ``iter()`` yields (it counts up by one after every ``iter()``); for exact resumption."""
+        self.epoch = epoch
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The indices of epoch ``epoch``, in the order they are visited: a permutation of all N images."""
+        n = len(self.labels)
+        if not self.shuffle:
+            return torch.arange(n)
+        return torch.randperm(n, generator=epoch_generator(self.seed, epoch))
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = self.order(epoch)
+        augment = epoch_generator(self.seed, epoch, self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.augment(self._gather(index), augment), self.labels[index.to(self.device)]
+
+    def _gather(self, index: torch.Tensor) -> torch.Tensor:
+        """The uint8 images ``index`` on the device (one copy from pinned or host memory when they live there)."""
+        if self.storage == "device":
+            return self.images[index.to(self.device)]
+        batch = self.images[index]
+        if self.storage == "pinned":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
+
+    def augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Crop, flip, colour-shift and normalise a uint8 batch B×3×S×S on the device, drawing from ``generator``."""
+        b, _, height, width = images.shape
+        size, device = self.crop_size, images.device
+        top = torch.randint(0, height - size + 1, (b,), device=device, generator=generator)
+        left = torch.randint(0, width - size + 1, (b,), device=device, generator=generator)
+        flip = torch.rand(b, device=device, generator=generator) < 0.5
+        if not self.flip:
+            flip = torch.zeros_like(flip)
+        crops = crop_and_flip(images, top, left, flip, size)
+        alpha = torch.randn(b, 3, device=device, generator=generator) * self.color_shift
+        shift = (pca_offsets(alpha) - self._mean) * self._inv_std  # B × 3, per-image offset after normalising
+        scale = self._inv_std / 255
+        out = crops.float().mul_(scale[None, :, None, None]).add_(shift[:, :, None, None])  # one new tensor, not three
+        return out.to(dtype=self.dtype, memory_format=self.memory_format)
+
+
+def device_loader_from_folder(folder, scale: int, crop_size: int, **options) -> DeviceLoader:
+    """Decode an ImageFolder split once at ``scale`` (smaller side, centre-cropped square) and wrap it in a
+    :class:`DeviceLoader` of ``crop_size`` crops; ``options`` go to :class:`DeviceLoader`."""
+    from vgg_tutorial.data import decode_split
+
+    images, labels = decode_split(folder, scale)
+    return DeviceLoader(images, labels, crop_size=crop_size, **options)
