@@ -149,6 +149,17 @@ def test_student_notebook_drops_solutions_and_outputs():
     assert fixture_notebook().cells[1].outputs  # the original is left untouched
 
 
+def test_colab_badge_goes_install_cell_stays():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import colab
+
+    nb = colab.colab_ready(fixture_notebook(), colab.Repository.from_config(), "book/09_fixture.ipynb")
+    student, _ = student_edition.student_notebook(nb)
+    tags = [cell.metadata.get("tags", []) for cell in student.cells]
+    assert ["colab-install", "remove-cell"] in tags and not any("colab-badge" in t for t in tags)
+    assert not any("colab.research.google.com" in cell.source for cell in student.cells)
+
+
 def test_command_line_writes_each_notebook(tmp_path, capsys):
     book = tmp_path / "book"
     book.mkdir()

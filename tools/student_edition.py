@@ -7,7 +7,8 @@ What changes, in each notebook (the conventions chapter authors follow are in bo
 - in code cells, the lines between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` become one line,
   ``raise NotImplementedError("Exercise: ...")``, indented like the ``# BEGIN SOLUTION`` line; text after the
   marker (``# BEGIN SOLUTION write the forward pass``) becomes the stub's message;
-- cells tagged ``solution`` are dropped;
+- cells tagged ``solution`` are dropped, and so is the Colab badge (tag ``colab-badge``, see tools/colab.py), which
+  links to the book's own notebook, solutions included; the Colab install cell stays;
 - in markdown cells, sphinx-exercise ``{solution}`` blocks (colon or backtick fences, and ``{solution-start}`` ...
   ``{solution-end}``) are removed; a cell left empty is dropped;
 - every output and execution count is cleared.
@@ -27,7 +28,8 @@ import nbformat
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\b[ \t:]*(?P<message>.*?)[ \t]*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\b")
-SOLUTION_TAG = "solution"
+#: Cells with one of these tags are left out of the student edition.
+DROPPED_TAGS = frozenset({"solution", "colab-badge"})
 DEFAULT_MESSAGE = "replace this line with your code"
 # A directive opening: ``:::{solution} label`` or ```` ```{solution} label ````; group "fence" is what closes it.
 DIRECTIVE_OPEN = re.compile(r"^[ \t]*(?P<fence>:{3,}|`{3,})\{(?P<name>[\w-]+)\}")
@@ -100,7 +102,7 @@ def student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple
     student = nbformat.from_dict(nb)  # a deep copy
     cells, stubs = [], 0
     for index, cell in enumerate(student.cells):
-        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+        if DROPPED_TAGS & set(cell.get("metadata", {}).get("tags", [])):
             continue
         if cell.cell_type == "code":
             cell.source, count = stub_solutions(cell.source, where=f"{name}, cell {index}")
