@@ -38,9 +38,7 @@ book-strict: $(STAMP)
 
 ## make notebooks [NB=book/x.ipynb]: re-execute notebooks in place, so stored outputs are what the code prints now
 notebooks: $(STAMP)
-	for nb in $(or $(NB),$(NOTEBOOKS)); do \
-		$(BIN)/jupyter execute --inplace --kernel_name=python3 --timeout=1800 "$$nb" || exit 1; \
-	done
+	$(BIN)/python tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))
 
 clean:
 	rm -rf _build
