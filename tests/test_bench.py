@@ -14,6 +14,7 @@ from vgg_tutorial.bench import (
     forward_flops,
     images_per_second_at,
     largest_batch,
+    load_results,
     main,
     model_flops_utilisation,
     parser,
@@ -39,6 +40,7 @@ RUN_KEYS = {
     "images_per_s",
     "images_per_s_mean",
     "data_wait_ms_median",
+    "process_cpu_ms_median",
     "peak_memory_mb",
     "peak_memory_kind",
     "training_flops_per_image",
@@ -81,6 +83,14 @@ def test_smoke_run_writes_every_pipeline_with_finite_figures(smoke):
     assert all(phase[k] > 0 for phase in results["phases"] for k in ("forward_ms", "backward_ms", "optimizer_ms"))
 
 
+def test_results_files_are_checked_on_loading(smoke, tmp_path):
+    argv, results = smoke
+    assert load_results(argv[argv.index("--out") + 1]) == results
+    (tmp_path / "other.json").write_text('{"schema": "something else"}')
+    with pytest.raises(ValueError, match="schema"):
+        load_results(tmp_path / "other.json")
+
+
 def test_help_names_the_module():
     assert "python -m vgg_tutorial.bench" in parser().format_help()
 
@@ -115,6 +125,26 @@ def test_figures_the_chapter_prints():
     assert round(images_per_second_at(0.4, 65, d224)) == 280
     assert model_flops_utilisation(images_per_second_at(0.4, 989, d224), d224, 989) == pytest.approx(0.4)
     assert model_flops_utilisation(1000, d224, None) is None
+    at_40 = {
+        (name, size, peak): round(
+            images_per_second_at(0.4, peak, training_flops(name, batch_norm=True, image_size=size, num_classes=10))
+        )
+        for name in ("A", "D")
+        for size in (160, 224)
+        for peak in (989, 65)
+    }
+    assert at_40 == {
+        ("A", 160, 989): 16740,
+        ("A", 160, 65): 1100,
+        ("A", 224, 989): 8670,
+        ("A", 224, 65): 570,
+        ("D", 160, 989): 8294,
+        ("D", 160, 65): 545,
+        ("D", 224, 989): 4263,
+        ("D", 224, 65): 280,
+    }
+    # Imagenette's training split decoded as uint8 at S = 256 (for 224 crops) and S = 183 (for 160 crops), in GB
+    assert [round(9469 * 3 * side**2 / 1e9, 2) for side in (256, 183)] == [1.86, 0.95]
 
 
 def test_activation_estimate_matches_what_autograd_saves():
@@ -124,6 +154,10 @@ def test_activation_estimate_matches_what_autograd_saves():
         saved = saved_activation_bytes(model, torch.randn(2, 3, 64, 64))
         estimate = 2 * activation_bytes(name, batch_norm=batch_norm, image_size=64, element_bytes=4)
         assert estimate <= saved < 1.01 * estimate
+    # the two figures the chapter prints, in MiB, for VGG-A with batch norm, two 64 px images
+    model = vgg("A", batch_norm=True, num_classes=10, fc_width=64)
+    assert round(saved_activation_bytes(model, torch.randn(2, 3, 64, 64)) / 2**20, 2) == 12.44
+    assert round(2 * activation_bytes("A", batch_norm=True, image_size=64, element_bytes=4) / 2**20, 2) == 12.39
 
 
 def test_memory_estimate_and_t4_batch_sizes():
@@ -132,6 +166,26 @@ def test_memory_estimate_and_t4_batch_sizes():
     assert estimate["total"] == estimate["parameters_state"] + estimate["activations"]
     assert round(estimate["parameters_state"] / 2**30, 2) == 1.50
     assert round(estimate["activations"] / 2**30, 2) == 4.16
+    totals = {
+        (name, size, batch): round(
+            training_memory_estimate(name, batch_norm=True, image_size=size, batch_size=batch, num_classes=10)["total"]
+            / 2**30,
+            2,
+        )
+        for name in ("A", "D")
+        for size in (160, 224)
+        for batch in (64, 128)
+    }
+    assert totals == {
+        ("A", 160, 64): 2.82,
+        ("A", 160, 128): 4.2,
+        ("A", 224, 64): 4.14,
+        ("A", 224, 128): 6.85,
+        ("D", 160, 64): 3.63,
+        ("D", 160, 128): 5.75,
+        ("D", 224, 64): 5.66,
+        ("D", 224, 128): 9.83,
+    }
     t4 = 15 * 2**30
     assert largest_batch("D", t4, batch_norm=True, image_size=224, num_classes=10) == 128
     assert largest_batch("D", t4, batch_norm=True, image_size=160, num_classes=10) == 256

@@ -268,14 +268,18 @@ def peak_memory(device: torch.device) -> tuple[float | None, str]:
 
 
 def time_steps(step, batches, *, device, settings: StepSettings, steps: int, warmup: int, batch_size: int) -> dict:
-    """Run ``warmup`` + ``steps`` training steps on ``batches``; time the last ``steps`` (data loading included)."""
-    clock, waits = Clock(device), []
+    """Run ``warmup`` + ``steps`` training steps on ``batches``; time the last ``steps`` (data loading included).
+
+    Besides wall-clock time, the CPU time of this process per step (all its threads, not the loader's workers) is
+    kept: on a shared CPU machine it is less sensitive to other programs than wall-clock time.
+    """
+    clock, waits, cpu = Clock(device), [], []
     batches = forever(batches)
     for index in range(warmup + steps):
         if index == warmup:
             synchronize(device)
             clock.mark()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         images, labels = next(batches)
         images = images.to(device, non_blocking=True, memory_format=settings.memory_format)
         labels = labels.to(device, non_blocking=True)
@@ -284,6 +288,7 @@ def time_steps(step, batches, *, device, settings: StepSettings, steps: int, war
         step(images, labels)
         if index >= warmup:
             clock.mark()
+            cpu.append(1000 * (time.process_time() - cpu_start))
     times = clock.intervals_ms()
     median = statistics.median(times)
     deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [median] * 9
@@ -294,6 +299,7 @@ def time_steps(step, batches, *, device, settings: StepSettings, steps: int, war
         "images_per_s": batch_size / median * 1000,
         "images_per_s_mean": batch_size * len(times) / sum(times) * 1000,
         "data_wait_ms_median": statistics.median(waits),
+        "process_cpu_ms_median": statistics.median(cpu),
     }
 
 
@@ -670,6 +676,14 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"results written to {args.out}")
+    return results
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a results file written by ``python -m vgg_tutorial.bench --out`` and check its schema."""
+    results = json.loads(Path(path).read_text())
+    if results.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a benchmark results file of schema {SCHEMA!r}")
     return results
 
 
