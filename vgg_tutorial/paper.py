@@ -42,7 +42,7 @@ class Table:
                 body = f"<strong>{body}</strong>"
             return f"<{tag}{extra}>{body}</{tag}>"
 
-        parts = ["<table>"]
+        parts = ['<table class="dataframe">']
         if self.caption:
             parts.append(f"<caption>{html.escape(self.caption)}</caption>")
         parts.append("<thead><tr>" + "".join(cell("th", h, -1, i) for i, h in enumerate(self.header)) + "</tr></thead>")
