@@ -8,15 +8,17 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit nbval book-strict notebooks clean
+.PHONY: book test lint unit nbval book-strict browser student-edition student-check colab colab-check notebooks clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## make book: create .venv, install requirements.txt, build the HTML book into _build/html
 book: $(STAMP)
 	$(BIN)/jupyter-book build .
 	@echo "Open _build/html/index.html"
 
-## make test: lint, unit tests, nbval over every notebook, and the book build with warnings as errors
-test: lint unit nbval book-strict
+## make test: lint, unit tests, nbval over every notebook, the book build with warnings as errors, the built book
+## in headless Chromium, the student edition of every chapter, and the Colab cells of every notebook
+test: lint colab-check unit nbval book-strict browser student-check
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +37,26 @@ nbval: $(STAMP)
 
 book-strict: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W --keep-going
+
+## make browser: every page of the built book in headless Chromium; screenshots in _build/screenshots/
+browser: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	$(BIN)/python -m pytest -q tests/browser
+
+## make student-edition: the notebooks learners fill in (solutions out, checks kept), into _build/student/
+student-edition: $(STAMP)
+	$(BIN)/python tools/student_edition.py book/ -o _build/student/
+
+## make student-check: execute every chapter's student edition: it runs up to each exercise, each check fails on its stub
+student-check: $(STAMP)
+	VGG_EXECUTE_STUDENT_EDITION=1 $(BIN)/python -m pytest -q tests/test_student_edition.py
+
+## make colab: Colab badge, Colab-only install cell and GPU metadata in every chapter (idempotent)
+colab: $(STAMP)
+	$(BIN)/python tools/colab.py book/
+
+colab-check: $(STAMP)
+	$(BIN)/python tools/colab.py book/ --check
 
 ## make notebooks [NB=book/x.ipynb]: re-execute notebooks in place, so stored outputs are what the code prints now
 notebooks: $(STAMP)
