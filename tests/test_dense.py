@@ -75,8 +75,19 @@ def test_too_small_for_the_7x7_window(small):
 
 
 def test_full_size_d_at_224():
+    """The chapter's check, with its seeds: same logits up to rounding, same top-5 classes."""
     torch.manual_seed(0)
     model = vgg("D").eval()
+    torch.manual_seed(1)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
-        torch.testing.assert_close(to_fully_convolutional(model)(x), model(x), rtol=1e-4, atol=1e-5)
+        logits, dense_logits = model(x), to_fully_convolutional(model)(x)
+    torch.testing.assert_close(dense_logits, logits, rtol=1e-4, atol=1e-5)
+    assert torch.equal(logits.topk(5).indices, dense_logits.topk(5).indices)
+
+
+def test_score_map_sizes_of_full_size_d():
+    with torch.device("meta"):
+        dense = to_fully_convolutional(vgg("D"))
+        sides = {size: dense.score_map(torch.zeros(1, 3, size, size)).shape[2:] for size in (224, 256, 384, 512)}
+    assert sides == {224: (1, 1), 256: (2, 2), 384: (6, 6), 512: (10, 10)}

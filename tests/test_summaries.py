@@ -54,3 +54,101 @@ def test_meta_model_keeps_no_weights():
     with torch.device("meta"):
         model = vgg("E")
     assert summary(model, depth=0).total_params == 143_667_240
+
+
+# The numbers chapter 4 ("Reading a model summary") prints.
+
+
+def test_chapter4_totals_and_torchvision_macs():
+    import torchvision
+
+    from vgg_tutorial.accounting import layer_stats
+    from vgg_tutorial.configs import TORCHVISION_NAMES
+
+    macs = {name: summary(name, depth=0).total_mult_adds for name in CONFIGS}
+    assert macs == {
+        "A": 7_616_525_288,
+        "A-LRN": 7_616_525_288,
+        "B": 11_320_718_312,
+        "C": 11_784_444_904,
+        "D": 15_483_821_032,
+        "E": 19_646_923_752,
+    }
+    for name in CONFIGS:
+        rows = [row for row in layer_stats(name) if row.label.startswith(("conv", "FC"))]
+        weights_only = sum((row.params - row.channels) * row.size**2 for row in rows)
+        assert weights_only < macs[name] < 1.002 * weights_only
+        if name in TORCHVISION_NAMES:
+            meta = torchvision.models.get_model_weights(TORCHVISION_NAMES[name]).DEFAULT.meta
+            assert round(weights_only / 1e9, 3) == round(meta["_ops"], 3)
+    assert round(macs["E"] / macs["A"] - 1, 2) == 1.58
+
+
+def test_chapter4_summary_rows():
+    text = str(summary("D"))
+    for row in ("1,852,899,328", "1,851,293,696", "102,764,544         102,764,544"):
+        assert row in text
+    bn_rows = [row for row in str(summary("D", batch_norm=True)).splitlines() if "BatchNorm2d" in row]
+    assert bn_rows[0].split()[-2:] == ["128", "128"]
+
+
+def test_chapter4_batch_table():
+    expected = {1: (15_483_821_032, 108.45), 2: (30_967_642_064, 216.91), 8: (123_870_568_256, 867.63)}
+    for batch_size, (macs, megabytes) in expected.items():
+        stats = summary("D", batch_size=batch_size, depth=0)
+        assert list(stats.summary_list[0].output_size) == [batch_size, 1000]
+        assert stats.total_mult_adds == macs
+        assert round(stats.total_output_bytes / 1e6, 2) == megabytes
+
+
+def test_chapter4_view_makes_up_a_batch_at_448():
+    with torch.device("meta"):
+        feature_map = vgg("D").features(torch.zeros(1, 3, 448, 448))
+    assert feature_map.shape == (1, 512, 14, 14)
+    assert feature_map.view(-1, 512 * 7 * 7).shape == (4, 25088)
+    assert torch.flatten(feature_map, 1).shape == (1, 100352)
+
+
+def test_chapter4_dropout_and_eval():
+    torch.manual_seed(0)
+    kept = nn.Dropout(p=0.5)(torch.ones(10_000))
+    assert set(kept.tolist()) == {0.0, 2.0}
+    assert round((kept == 0).float().mean().item(), 3) == 0.505
+    model = vgg("A", batch_norm=True, width=1 / 8, fc_width=64, pooled_size=1, num_classes=10)
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        model.train()
+        assert not torch.equal(model(images), model(images))
+        model.eval()
+        assert torch.equal(model(images), model(images))
+        assert torch.allclose(model(images[:1]), model(images)[:1])
+
+
+def test_chapter4_adaptive_pool():
+    with torch.device("meta"):
+        features = vgg("D").features
+        sides = {size: features(torch.zeros(1, 3, size, size)).shape[-1] for size in (224, 32, 128, 160)}
+    assert sides == {224: 7, 32: 1, 128: 4, 160: 5}
+    pool = nn.AdaptiveAvgPool2d((7, 7))
+    # 4 → 7: output rows average input rows [0, 0-1, 1, 1-2, 2, 2-3, 3]
+    x = torch.arange(4.0).reshape(1, 1, 4, 1).expand(1, 1, 4, 4)
+    assert pool(x)[0, 0, :, 0].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    seven = torch.randn(1, 512, 7, 7)
+    assert torch.equal(pool(seven), seven)
+    one = torch.randn(1, 512, 1, 1)
+    assert torch.equal(pool(one), one.expand(1, 512, 7, 7))
+
+
+def test_chapter4_batch_norm_buffers():
+    with torch.device("meta"):
+        plain, with_bn = vgg("D"), vgg("D", batch_norm=True)
+    assert sum(b.numel() for b in plain.buffers()) == 0
+    assert sum(b.numel() for b in with_bn.buffers()) == 8_461
+    assert (len(plain.state_dict()), len(with_bn.state_dict())) == (32, 97)
+    assert sorted(with_bn.features[1].state_dict()) == [
+        "bias",
+        "num_batches_tracked",
+        "running_mean",
+        "running_var",
+        "weight",
+    ]
