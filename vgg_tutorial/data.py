@@ -219,8 +219,7 @@ def decode_split(folder: str | Path, image_size: int) -> tuple[torch.Tensor, tor
     sorted class folders (as in ``ImageFolder``). For a pipeline that keeps the whole split on the GPU and augments
     there, instead of decoding JPEGs every epoch.
     """
-    from torchvision.datasets.folder import find_classes, make_dataset
-    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.datasets.folder import find_classes, make_dataset, pil_loader
     from torchvision.transforms.v2 import functional as F
 
     folder = Path(folder)
@@ -230,8 +229,7 @@ def decode_split(folder: str | Path, image_size: int) -> tuple[torch.Tensor, tor
     samples = make_dataset(folder, class_to_idx, extensions=(".jpeg", ".jpg", ".png"))
     images = torch.empty(len(samples), 3, image_size, image_size, dtype=torch.uint8)
     for index, (path, _) in enumerate(samples):
-        image = decode_image(path, mode=ImageReadMode.RGB)
-        image = F.resize(image, image_size, antialias=True)
+        image = F.pil_to_tensor(F.resize(pil_loader(path), image_size))  # PIL resizes with antialiasing
         images[index] = F.center_crop(image, image_size)
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return images, labels

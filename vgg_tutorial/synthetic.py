@@ -86,8 +86,8 @@ def _draw_params(labels: torch.Tensor, gen: torch.Generator) -> dict[str, torch.
     # Every channel of the object differs from the background by 0.3 to 0.7, so the object is always visible.
     foreground = (background + uniform(0.3, 0.7, 3)) % 1.0
     return {
-        "centre": uniform(-0.35, 0.35, 2),
-        "radius": uniform(0.35, 0.6),
+        "centre": uniform(-0.3, 0.3, 2),
+        "radius": uniform(0.45, 0.7),
         "angle": angle,
         "background": background,
         "foreground": foreground,
@@ -210,13 +210,14 @@ def synthetic_dir(root: str | Path, image_size: int) -> Path:
 
 
 def _write_split(folder: Path, images: torch.Tensor, labels: torch.Tensor, quality: int) -> None:
-    from torchvision.io import encode_jpeg, write_file
+    from PIL import Image
 
     for wnid in SYNTHETIC_WNIDS:
         (folder / wnid).mkdir(parents=True)
-    encoded = encode_jpeg(list(images), quality=quality)
-    for index, (data, label) in enumerate(zip(encoded, labels.tolist(), strict=True)):
-        write_file(str(folder / SYNTHETIC_WNIDS[label] / f"{folder.name}_{index:05d}.JPEG"), data)
+    pixels = images.permute(0, 2, 3, 1).numpy()  # N×H×W×3, as PIL wants it
+    for index, label in enumerate(labels.tolist()):
+        path = folder / SYNTHETIC_WNIDS[label] / f"{folder.name}_{index:05d}.JPEG"
+        Image.fromarray(pixels[index]).save(path, format="JPEG", quality=quality)
 
 
 def make_synthetic(
