@@ -190,3 +190,4 @@ def test_memory_estimate_and_t4_batch_sizes():
     assert largest_batch("D", t4, batch_norm=True, image_size=224, num_classes=10) == 128
     assert largest_batch("D", t4, batch_norm=True, image_size=160, num_classes=10) == 256
     assert largest_batch("A", t4, batch_norm=True, image_size=224, num_classes=10) == 256
+    assert largest_batch("A", t4, batch_norm=True, image_size=160, num_classes=10) == 512

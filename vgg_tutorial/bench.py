@@ -668,7 +668,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = run(args, argv)
     for ratio in results["ratios"]:
         parts = [f"{k} {v:.2f}" for k, v in ratio.items() if isinstance(v, float)]
-        print(f"{ratio['config']} {ratio['crop_size']} px: " + ", ".join(parts))
+        if parts:
+            print(f"{ratio['config']} {ratio['crop_size']} px: " + ", ".join(parts))
     for phase in results["phases"]:
         times = ", ".join(f"{k[:-3]} {phase[k]:.1f} ms" for k in ("forward_ms", "backward_ms", "optimizer_ms"))
         print(f"{phase['config']} {phase['crop_size']} px, {phase['label']}: {times}")
