@@ -30,9 +30,9 @@ from vgg_tutorial.data import (
 from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
 from vgg_tutorial.gpu_data import DeviceLoader, choose_storage
 from vgg_tutorial.models import VGG, init_weights, vgg
+from vgg_tutorial.plotting import plot_history, show_samples
 from vgg_tutorial.summaries import summary
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_split
-from vgg_tutorial.train import Engine, EpochSampler, TrainConfig, fit, read_history, topk_correct
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD, PCAColorShift, eval_transform, train_transform
 
 __all__ = [
@@ -74,10 +74,6 @@ __all__ = [
     "to_fully_convolutional",
     "vgg",
     "weight_layers",
-    "Engine",
-    "EpochSampler",
-    "TrainConfig",
-    "fit",
-    "read_history",
-    "topk_correct",
+    "plot_history",
+    "show_samples",
 ]
