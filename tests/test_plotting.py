@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from vgg_tutorial.plotting import plot_history, show_samples, to_displayable
+from vgg_tutorial.plotting import plot_history, plot_runs, show_samples, to_displayable
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes
 from vgg_tutorial.transforms import IMAGENET_MEAN
 
@@ -58,4 +58,17 @@ def test_show_samples_puts_each_class_in_its_column():
     # Labels cycle 0..9, so the first image of class 3 is item 3 and the second is item 13.
     second_row_class3 = axes[len(SYNTHETIC_CLASSES) + 3].get_images()[0].get_array()
     assert torch.allclose(torch.tensor(second_row_class3.data), dataset.images[13].permute(1, 2, 0).float() / 255)
+    plt.close("all")
+
+
+def test_plot_runs_draws_one_line_per_run_and_the_chance_levels():
+    runs = {
+        "stuck": [{"epoch": e, "train_loss": 2.303, "val_top1": 10.0} for e in (1, 2, 3)],
+        "learns": [{"epoch": e, "train_loss": 2.3 - 0.5 * e, "val_top1": 10.0 + 20 * e} for e in (1, 2, 3)],
+    }
+    loss_ax, acc_ax = plot_runs(runs, title="two runs", chance_loss=2.302585, chance_top1=10.0)
+    labels = [line.get_label() for line in acc_ax.get_lines()]
+    assert labels == ["stuck", "learns", "chance (10 %)"]
+    assert [line.get_label() for line in loss_ax.get_lines()][-1] == "chance (ln 10 = 2.303)"
+    assert list(acc_ax.get_lines()[1].get_ydata()) == [30.0, 50.0, 70.0]
     plt.close("all")

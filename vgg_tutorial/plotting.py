@@ -82,3 +82,29 @@ def show_samples(dataset, class_names: Sequence[str], per_class: int = 4, title:
         grid[0][label].set_title(name, fontsize="small")
     fig.suptitle(title)
     return fig
+
+
+def plot_runs(runs: dict[str, Sequence[dict]], title: str, chance_loss: float | None = None, chance_top1=None):
+    """Several short runs side by side: training loss and validation top-1 per epoch; returns the two axes.
+
+    ``runs`` maps a label to a history with ``epoch``, ``train_loss`` and ``val_top1`` per row (as
+    :func:`vgg_tutorial.failures.run` returns). ``chance_loss`` and ``chance_top1`` draw the guessing level.
+    """
+    import matplotlib.pyplot as plt
+
+    _, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for label, history in runs.items():
+        epochs = [row["epoch"] for row in history]
+        (line,) = loss_ax.plot(epochs, [row["train_loss"] for row in history], marker=".", label=label)
+        acc_ax.plot(epochs, [row["val_top1"] for row in history], marker=".", color=line.get_color(), label=label)
+    if chance_loss is not None:
+        loss_ax.axhline(chance_loss, color="grey", linestyle=":", label=f"chance (ln 10 = {chance_loss:.3f})")
+    if chance_top1 is not None:
+        acc_ax.axhline(chance_top1, color="grey", linestyle=":", label=f"chance ({chance_top1:g} %)")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    acc_ax.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation top-1 accuracy", ylim=(0, 100))
+    for ax in (loss_ax, acc_ax):
+        ax.legend(fontsize="small")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    loss_ax.figure.suptitle(title)
+    return loss_ax, acc_ax
