@@ -18,6 +18,7 @@ import json
 import math
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -130,13 +131,11 @@ def _texture(label: int, u: torch.Tensor, v: torch.Tensor, phase: torch.Tensor) 
 
 def _render(labels: torch.Tensor, params: dict[str, torch.Tensor], size: int, gen: torch.Generator) -> torch.Tensor:
     """Draw ``len(labels)`` images of ``size``×``size`` as a float tensor N×3×H×W in [0, 1]."""
-    n = len(labels)
     axis = (torch.arange(size) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
     y, x = torch.meshgrid(axis, axis, indexing="ij")
     bg = params["background"][:, :, None, None]
     slope = params["gradient"]
-    image = bg + (slope[:, 0, None, None] * x + slope[:, 1, None, None] * y)[:, None]
-    image = image.expand(n, 3, size, size).clone()
+    image = bg + (slope[:, 0, None, None] * x + slope[:, 1, None, None] * y)[:, None]  # N×3×H×W
     pixel = 2.0 / size  # one pixel in image coordinates, for anti-aliased edges
     for label in labels.unique().tolist():
         idx = (labels == label).nonzero().squeeze(1)
@@ -154,7 +153,31 @@ def _render(labels: torch.Tensor, params: dict[str, torch.Tensor], size: int, ge
             colour = colour + (second - colour) * texture[:, None]
         image[idx] = image[idx] * (1 - coverage) + colour * coverage
     image += 0.06 * torch.randn(image.shape, generator=gen)
-    return image.clamp(0, 1)
+    return image.clamp_(0, 1)
+
+
+def _render_chunks(split: str, image_size: int, per_class: int, seed: int):
+    """Yield ``(first_index, images, labels)`` of the split, ``_CHUNK`` images at a time (uint8, N×3×H×W)."""
+    gen = torch.Generator().manual_seed(_split_seed(seed, _check_split(split)))
+    n = per_class * len(SYNTHETIC_CLASSES)
+    labels = torch.arange(n) % len(SYNTHETIC_CLASSES)
+    params = _draw_params(labels, gen)
+    for start in range(0, n, _CHUNK):
+        part = slice(start, start + _CHUNK)
+        chunk = _render(labels[part], {k: p[part] for k, p in params.items()}, image_size, gen)
+        yield start, chunk.mul_(255).round_().to(torch.uint8), labels[part]
+
+
+@contextmanager
+def _one_thread():
+    """Run torch on one thread while drawing: the work is cheap elementwise arithmetic, and on a shared, busy two-core
+    machine torch's thread pool made generating Imagenette's size six times slower (127 s against 21 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def render_split(
@@ -165,16 +188,12 @@ def render_split(
     Deterministic: the same arguments give the same tensors. Labels cycle 0, 1, ..., 9, 0, 1, ... so any prefix of
     the split is (nearly) class-balanced.
     """
-    gen = torch.Generator().manual_seed(_split_seed(seed, _check_split(split)))
-    n = per_class * len(SYNTHETIC_CLASSES)
-    labels = torch.arange(n) % len(SYNTHETIC_CLASSES)
-    params = _draw_params(labels, gen)
-    chunks = []
-    for start in range(0, n, _CHUNK):
-        part = slice(start, start + _CHUNK)
-        chunk = _render(labels[part], {k: p[part] for k, p in params.items()}, image_size, gen)
-        chunks.append((chunk * 255).round().to(torch.uint8))
-    images = torch.cat(chunks) if chunks else torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
+    images = torch.empty(per_class * len(SYNTHETIC_CLASSES), 3, image_size, image_size, dtype=torch.uint8)
+    labels = torch.empty(len(images), dtype=torch.int64)
+    with _one_thread():
+        for start, chunk, chunk_labels in _render_chunks(split, image_size, per_class, seed):
+            images[start : start + len(chunk)] = chunk
+            labels[start : start + len(chunk)] = chunk_labels
     return images, labels
 
 
@@ -209,15 +228,17 @@ def synthetic_dir(root: str | Path, image_size: int) -> Path:
     return Path(root) / f"synthetic-{image_size}"
 
 
-def _write_split(folder: Path, images: torch.Tensor, labels: torch.Tensor, quality: int) -> None:
+def _write_split(folder: Path, split: str, image_size: int, per_class: int, seed: int, quality: int) -> None:
+    """Render the split chunk by chunk and save each image as ``<folder>/<wnid>/<split>_<index>.JPEG``."""
     from PIL import Image
 
     for wnid in SYNTHETIC_WNIDS:
         (folder / wnid).mkdir(parents=True)
-    pixels = images.permute(0, 2, 3, 1).numpy()  # N×H×W×3, as PIL wants it
-    for index, label in enumerate(labels.tolist()):
-        path = folder / SYNTHETIC_WNIDS[label] / f"{folder.name}_{index:05d}.JPEG"
-        Image.fromarray(pixels[index]).save(path, format="JPEG", quality=quality)
+    for start, images, labels in _render_chunks(split, image_size, per_class, seed):
+        pixels = images.permute(0, 2, 3, 1).numpy()  # N×H×W×3, as PIL wants it
+        for offset, label in enumerate(labels.tolist()):
+            path = folder / SYNTHETIC_WNIDS[label] / f"{split}_{start + offset:05d}.JPEG"
+            Image.fromarray(pixels[offset]).save(path, format="JPEG", quality=quality)
 
 
 def make_synthetic(
@@ -254,8 +275,8 @@ def make_synthetic(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-            images, labels = render_split(split, image_size=image_size, per_class=per_class, seed=seed)
-            _write_split(staging / split, images, labels, quality)
+            with _one_thread():
+                _write_split(staging / split, split, image_size, per_class, seed, quality)
         (staging / MARKER).write_text(json.dumps(settings, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
