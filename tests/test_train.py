@@ -235,6 +235,41 @@ def test_a_different_seed_gives_a_different_run(straight_run, tmp_path):
     assert other[0]["train_loss"] != history[0]["train_loss"]
 
 
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "jpeg-folder"])
+def test_device_loader_trains_and_resumes_exactly(tmp_path, in_memory):
+    """The GPU-resident pipeline behind --loader device (here on the CPU): same batches after a resume."""
+    straight = tiny_config(tmp_path, "device", epochs=2, loader="device", in_memory=in_memory)
+    train_loader, _ = T.build_data(straight, "cpu")
+    assert type(train_loader).__name__ == "DeviceLoader"
+    images, labels = next(iter(train_loader))
+    assert images.shape == (16, 3, 32, 32) and images.dtype == torch.float32 and labels.dtype == torch.int64
+    history = T.train(straight, verbose=False)
+    assert len(history) == 2 and all(torch.isfinite(torch.tensor(row["train_loss"])) for row in history)
+    T.train(tiny_config(tmp_path, "device-resumed", epochs=1, loader="device", in_memory=in_memory), verbose=False)
+    resumed = tiny_config(tmp_path, "device-resumed", epochs=2, loader="device", in_memory=in_memory, resume=True)
+    T.train(resumed, verbose=False)
+    assert_same_run(
+        T.load_checkpoint(tmp_path / "device-resumed" / T.CHECKPOINT),
+        T.load_checkpoint(tmp_path / "device" / T.CHECKPOINT),
+    )
+
+
+def test_auto_loader_keeps_the_dataloader_on_a_cpu_and_unknown_loader_is_refused(tmp_path):
+    train_loader, _ = T.build_data(tiny_config(tmp_path, "auto"), "cpu")
+    assert isinstance(train_loader, torch.utils.data.DataLoader)
+    with pytest.raises(ValueError, match="auto, dataloader, device"):
+        T.build_data(tiny_config(tmp_path, "bad", loader="gpu"), "cpu")
+
+
+def test_running_totals_read_the_device_once():
+    totals = T.Totals()
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]])
+    totals.add(torch.tensor(0.5), logits, torch.tensor([0, 0]))
+    totals.add(torch.tensor(1.5), logits[:1], torch.tensor([1]))
+    assert totals.sums.dtype == torch.float64  # still a tensor: nothing was read back per step
+    assert totals.means() == {"loss": (0.5 * 2 + 1.5) / 3, "top1": 100 / 3, "top5": 100.0}
+
+
 def test_engine_runs_with_bf16_channels_last_and_onecycle(tmp_path):
     cfg = tiny_config(tmp_path, "fast", epochs=1, precision="bf16", channels_last=True, schedule="onecycle")
     (row,) = T.train(cfg, verbose=False)

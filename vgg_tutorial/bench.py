@@ -177,7 +177,9 @@ class StepSettings:
 def default_amp(device: torch.device) -> str:
     """Mixed precision where the hardware has it: bf16 on GPUs from Ampere on, fp16 before; on a CPU, bf16."""
     if device.type == "cuda":
-        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+        from vgg_tutorial.train import autocast_dtype
+
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype("auto", device)]
     return "bf16"
 
 

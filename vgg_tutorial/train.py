@@ -39,6 +39,7 @@ from vgg_tutorial.configs import CONFIGS, check_name
 SCHEDULES = ("plateau", "onecycle", "cosine")
 #: Numeric precisions: ``auto`` is bf16 on GPUs that have it (Ampere and later), fp16 on older ones (T4), fp32 on CPU.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LOADERS = ("auto", "dataloader", "device")
 #: The paper's optimiser settings (§3.1).
 PAPER_LR, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY, PAPER_BATCH_SIZE = 1e-2, 0.9, 5e-4, 256
 #: The paper lowers the learning rate three times (§3.1): the plateau schedule stops at lr / 10³.
@@ -89,6 +90,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     workers: int = 0
+    loader: str = "auto"
     device: str = "auto"
     output: str = "runs/vgg"
     resume: bool = False
@@ -115,15 +117,21 @@ def progress(iterable: Iterable, **options) -> Iterable:
     return tqdm(iterable, leave=False, dynamic_ncols=True, **options)
 
 
-def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
-    """How many of ``targets`` are among the ``k`` highest ``logits``, for each ``k`` in ``ks`` (the paper's §4).
+def topk_hits(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> torch.Tensor:
+    """How many of ``targets`` are among the ``k`` highest ``logits``, for each ``k`` in ``ks`` (the paper's §4),
+    as a tensor on the logits' device (reading it on the CPU is left to the caller).
 
     ``k`` is capped at the number of classes (top-5 of a 3-class problem is top-3, i.e. always right).
     """
     largest = min(max(ks), logits.shape[1])
     top = logits.topk(largest, dim=1).indices  # (batch, largest), best first
     hits = top == targets[:, None]
-    return [int(hits[:, : min(k, largest)].any(dim=1).sum()) for k in ks]
+    return torch.stack([hits[:, : min(k, largest)].any(dim=1).sum() for k in ks])
+
+
+def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """:func:`topk_hits` as Python integers."""
+    return topk_hits(logits, targets, ks).tolist()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,8 +253,14 @@ def epoch_loader(
     )
 
 
-def set_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
-    """Prepare ``loader`` for ``epoch``: its sampler's order and its workers' seeds then depend on (seed, epoch)."""
+def set_epoch(loader, epoch: int, seed: int) -> None:
+    """Prepare ``loader`` for ``epoch``: its sampler's order and its workers' seeds then depend on (seed, epoch).
+
+    A :class:`~vgg_tutorial.gpu_data.DeviceLoader` draws its order and augmentations from its own (seed, epoch).
+    """
+    if not isinstance(loader, DataLoader):
+        loader.set_epoch(epoch)
+        return
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
     if loader.generator is not None:
@@ -259,10 +273,21 @@ def set_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
 
 
 def make_optimizer(
-    model: nn.Module, lr: float = PAPER_LR, momentum: float = PAPER_MOMENTUM, weight_decay: float = PAPER_WEIGHT_DECAY
+    model: nn.Module,
+    lr: float = PAPER_LR,
+    momentum: float = PAPER_MOMENTUM,
+    weight_decay: float = PAPER_WEIGHT_DECAY,
+    fused: bool | None = None,
 ) -> torch.optim.SGD:
-    """Mini-batch SGD with momentum and L2 weight decay, the paper's optimiser (§3.1)."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    """Mini-batch SGD with momentum and L2 weight decay, the paper's optimiser (§3.1).
+
+    ``fused`` (default: when the parameters are on a GPU) updates all parameters in one kernel instead of a few
+    per tensor; the arithmetic is the same.
+    """
+    params = list(model.parameters())
+    if fused is None:
+        fused = bool(params) and params[0].is_cuda
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused or None)
 
 
 def make_scheduler(
@@ -374,20 +399,27 @@ class Engine:
 
 
 class Totals:
-    """Running sums of loss and top-1 / top-5 hits, weighted by batch size."""
+    """Running sums of loss and top-1 / top-5 hits, weighted by batch size.
+
+    The sums stay tensors on the model's device and are read once, in :meth:`means`: reading a GPU number on the
+    CPU after every step would make the CPU wait for the GPU, and the GPU then wait for the next batch.
+    """
 
     def __init__(self) -> None:
-        self.loss, self.top1, self.top5, self.count = 0.0, 0, 0, 0
+        self.sums: torch.Tensor | None = None  # float64: loss · n, top-1 hits, top-5 hits
+        self.count = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = len(targets)
-        top1, top5 = topk_correct(logits.float(), targets)
-        self.loss += float(loss.detach()) * n
-        self.top1, self.top5, self.count = self.top1 + top1, self.top5 + top5, self.count + n
+        hits = topk_hits(logits.detach().float(), targets).double()
+        batch = torch.cat([loss.detach().double().reshape(1) * n, hits])
+        self.sums = batch if self.sums is None else self.sums + batch
+        self.count += n
 
     def means(self) -> dict[str, float]:
         n = max(self.count, 1)
-        return {"loss": self.loss / n, "top1": 100 * self.top1 / n, "top5": 100 * self.top5 / n}
+        loss, top1, top5 = self.sums.tolist() if self.sums is not None else (0.0, 0, 0)
+        return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -559,9 +591,19 @@ def build_model(cfg: TrainConfig, num_classes: int = 10) -> nn.Module:
     )
 
 
-def build_data(cfg: TrainConfig, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders for ``cfg``; the training loader is an :func:`epoch_loader`."""
+def build_data(cfg: TrainConfig, device: torch.device | str = "cpu", engine: Engine | None = None):
+    """Training and validation loaders for ``cfg``.
+
+    The training loader is an :func:`epoch_loader`, or with ``cfg.loader`` = ``"device"`` (or ``"auto"`` on a GPU)
+    a :class:`~vgg_tutorial.gpu_data.DeviceLoader`: the training images decoded once, kept on the GPU when they fit,
+    and cropped, flipped and colour-shifted there a whole batch at a time.
+    """
     from vgg_tutorial.data import make_dataloaders
+
+    device = torch.device(device)
+    if cfg.loader not in LOADERS:
+        raise ValueError(f"unknown loader {cfg.loader!r}; choose one of {', '.join(LOADERS)}")
+    pin_memory = device.type == "cuda"
 
     default_train, val_loader = make_dataloaders(
         cfg.dataset,
@@ -577,11 +619,41 @@ def build_data(cfg: TrainConfig, pin_memory: bool = False) -> tuple[DataLoader, 
         seed=cfg.seed,
         pin_memory=pin_memory,
     )
+    if cfg.loader == "device" or (cfg.loader == "auto" and device.type == "cuda"):
+        return device_loader(cfg, default_train.dataset, device, engine or Engine(device)), val_loader
     # Same dataset and transforms, but a data order that derives from (seed, epoch), so that resuming reproduces it.
     train_loader = epoch_loader(
         default_train.dataset, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers, pin_memory=pin_memory
     )
     return train_loader, val_loader
+
+
+def device_loader(cfg: TrainConfig, dataset, device: torch.device, engine: Engine):
+    """A :class:`~vgg_tutorial.gpu_data.DeviceLoader` over the training images of ``dataset``, decoded once at the
+    training scale S; batches come in the engine's dtype and memory format."""
+    from vgg_tutorial.data import decode_split
+    from vgg_tutorial.gpu_data import DeviceLoader
+    from vgg_tutorial.transforms import default_scale
+
+    scale = default_scale(cfg.image_size)
+    if hasattr(dataset, "images"):  # the synthetic images held in memory
+        images = torch.nn.functional.interpolate(dataset.images.float(), size=scale, mode="bilinear", antialias=True)
+        images, labels = images.round().clamp(0, 255).to(torch.uint8), dataset.labels
+    else:  # an image folder (ImageFolder, torchvision's Imagenette): decode its split folder once
+        samples = getattr(dataset, "samples", None) or dataset._samples
+        images, labels = decode_split(Path(samples[0][0]).parents[1], scale)
+    return DeviceLoader(
+        images,
+        labels,
+        batch_size=cfg.batch_size,
+        crop_size=cfg.image_size,
+        device=device,
+        flip=cfg.augment,
+        color_shift=0.1 if cfg.augment else 0.0,
+        dtype=engine.dtype or torch.float32,
+        memory_format=engine.memory_format,
+        seed=cfg.seed,
+    )
 
 
 def machine() -> dict:
@@ -597,9 +669,11 @@ def train(cfg: TrainConfig, command: str | None = None, verbose: bool = True) ->
         raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
     device = pick_device(cfg.device)
     engine = Engine(device, cfg.precision, cfg.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN time its algorithms once and keep the best
     seed_everything(cfg.seed)
-    train_loader, val_loader = build_data(cfg, pin_memory=device.type == "cuda")
-    num_classes = len(getattr(train_loader.dataset, "classes", None) or range(10))
+    train_loader, val_loader = build_data(cfg, device, engine)
+    num_classes = len(getattr(val_loader.dataset, "classes", None) or range(10))
     model = engine.prepare(build_model(cfg, num_classes))
     optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
     scheduler, interval = make_scheduler(
@@ -667,6 +741,13 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=d.image_size, help="crop side (224 = paper)")
     data.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop, flip, colour")
     data.add_argument("--workers", type=int, default=d.workers, help="data loader worker processes")
+    data.add_argument(
+        "--loader",
+        default=d.loader,
+        choices=LOADERS,
+        help="dataloader: JPEGs decoded per batch by workers; device: decoded once, augmented on the device; "
+        "auto: device on a GPU",
+    )
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=d.epochs)
     optim.add_argument("--batch-size", type=int, default=d.batch_size, help="256 = paper")
