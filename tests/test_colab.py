@@ -1,5 +1,6 @@
 """tools/colab.py: badge and install cell derived from _config.yml, a Colab-only install, GPU metadata, idempotence."""
 
+import os
 import subprocess
 import sys
 import types
@@ -40,7 +41,7 @@ def test_links_come_from_the_config():
     assert repository.colab_url("book/05_training.ipynb") == (
         f"https://colab.research.google.com/github/{owner}/{name}/blob/{branch}/book/05_training.ipynb"
     )
-    assert repository.pip_target == f"vgg_tutorial @ git+https://github.com/{owner}/{name}@{branch}"
+    assert repository.clone_url == f"https://github.com/{owner}/{name}"
 
 
 def test_another_config_gives_other_links(tmp_path):
@@ -106,11 +107,13 @@ def test_update_moves_and_refreshes_existing_cells(book):
 def run_install_cell(monkeypatch, on_colab: bool) -> list:
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(os, "chdir", lambda path: calls.append((("chdir", path), {})))
+    monkeypatch.setattr(os.path, "isdir", lambda path: False)
     if on_colab:
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(colab.install_source(colab.Repository.from_config()), {})
+    exec(colab.install_source(colab.Repository.from_config(), "book/01_reading_the_paper.ipynb"), {})
     return calls
 
 
@@ -119,11 +122,14 @@ def test_install_cell_does_nothing_off_colab(monkeypatch, capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_install_cell_pip_installs_the_repository_on_colab(monkeypatch):
-    (args, kwargs), *others = run_install_cell(monkeypatch, on_colab=True)
+def test_install_cell_clones_installs_and_enters_the_chapter_folder_on_colab(monkeypatch):
+    (clone, clone_kw), (pip, pip_kw), (chdir, _) = run_install_cell(monkeypatch, on_colab=True)
     url = CONFIG["repository"]["url"]
-    assert others == [] and kwargs == {"check": True}
-    assert args[0] == [sys.executable, "-m", "pip", "install", "--quiet", f"vgg_tutorial @ git+{url}@main"]
+    checkout = "/content/" + url.rstrip("/").split("/")[-1]
+    assert clone_kw == pip_kw == {"check": True}
+    assert clone[0] == ["git", "clone", "--quiet", "--depth", "1", "--branch", "main", url, checkout]
+    assert pip[0] == [sys.executable, "-m", "pip", "install", "--quiet", checkout]
+    assert chdir == ("chdir", f"{checkout}/book")
 
 
 def test_install_cell_is_ruff_clean(tmp_path):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import nbformat
 import yaml
@@ -62,25 +62,33 @@ class Repository:
         return f"{self.colab.rstrip('/')}/github/{self.owner}/{self.name}/blob/{self.branch}/{path}"
 
     @property
-    def pip_target(self) -> str:
-        return f"vgg_tutorial @ git+https://github.com/{self.owner}/{self.name}@{self.branch}"
+    def clone_url(self) -> str:
+        return f"https://github.com/{self.owner}/{self.name}"
 
 
 def badge_source(repository: Repository, notebook: str) -> str:
     return f"[![Open In Colab]({BADGE_IMAGE})]({repository.colab_url(notebook)})"
 
 
-def install_source(repository: Repository) -> str:
-    """The install cell: pip-installs the package on Colab, does nothing anywhere else."""
+def install_source(repository: Repository, notebook: str = "book/chapter.ipynb") -> str:
+    """The install cell: on Colab, clones the repository (once), pip-installs its package and moves into the
+    notebook's folder, so the chapter finds its committed results files; anywhere else it does nothing."""
+    folder = PurePosixPath(repository.path_to_book.strip("/"), notebook).parent
     return (
-        "# On Google Colab, install this book's package from its repository; anywhere else this cell does nothing.\n"
+        "# On Google Colab: fetch this book's repository once, install its package, and work in this chapter's folder\n"
+        "# (where its committed results files are). Anywhere else this cell does nothing.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
+        "    import os\n"
         "    import subprocess\n"
         "\n"
-        f'    package = "{repository.pip_target}"\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)'
+        f'    checkout = "/content/{repository.name}"\n'
+        "    if not os.path.isdir(checkout):\n"
+        f'        clone = ["git", "clone", "--quiet", "--depth", "1", "--branch", "{repository.branch}"]\n'
+        f'        subprocess.run([*clone, "{repository.clone_url}", checkout], check=True)\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", checkout], check=True)\n'
+        f'    os.chdir(os.path.join(checkout, "{folder}"))'
     )
 
 
@@ -105,7 +113,7 @@ def _place(cells: list, index: int, cell_type: str, tag: str, source: str) -> No
 def colab_ready(nb: nbformat.NotebookNode, repository: Repository, notebook: str) -> nbformat.NotebookNode:
     """``nb`` with its badge cell, install cell and GPU metadata up to date (changed in place and returned)."""
     _place(nb.cells, 0, "markdown", BADGE_TAG, badge_source(repository, notebook))
-    _place(nb.cells, 1, "code", INSTALL_TAG, install_source(repository))
+    _place(nb.cells, 1, "code", INSTALL_TAG, install_source(repository, notebook))
     nb.metadata["accelerator"] = GPU_METADATA["accelerator"]
     colab = nb.metadata.setdefault("colab", {})
     colab["gpuType"] = GPU_METADATA["colab"]["gpuType"]
