@@ -1,6 +1,7 @@
 """The exercise checks pass right answers and name the mistake in the typical wrong ones."""
 
 import contextlib
+import math
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vgg_tutorial import exercises
-from vgg_tutorial.accounting import count_parameters, receptive_field
+from vgg_tutorial.accounting import count_macs, count_parameters, receptive_field
 from vgg_tutorial.configs import CONFIGS, LRN, Conv, MaxPool, feature_layers, parse_layer
 from vgg_tutorial.dense import to_fully_convolutional
 from vgg_tutorial.exercises import ExerciseError
@@ -418,3 +419,98 @@ def test_check_layer_builder_counts_missing_layers():
         ExerciseError, match=r"returned 20 layers, the reference 21; the first missing one is MaxPool2d"
     ):
         exercises.check_layer_builder(no_last_pool, names=["A"])
+
+
+def test_check_chance_loss_accepts_ln_k_as_float_or_tensor(capsys):
+    assert exercises.check_chance_loss(lambda k: math.log(k))
+    assert "0.693 for 2 classes, 2.303 for 10, 6.908 for 1000" in capsys.readouterr().out
+    # the learner's other way: the loss of all-zero logits, a float32 tensor
+    assert exercises.check_chance_loss(lambda k: F.cross_entropy(torch.zeros(1, k), torch.tensor([0])))
+
+
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        (lambda k: math.log10(k), "your chance loss is 1, expected ln 10 = 2.3026: you used log base 10"),
+        (lambda k: math.log2(k), "log base 2"),
+        (lambda k: 1 / k, "that is the probability each class gets; the loss is −ln"),
+        (lambda k: 1 - 1 / k, "error rate of guessing"),
+        (lambda k: math.log(1 / k), "the sign is wrong"),
+        (lambda k: k, "number of classes itself"),
+        (lambda k: math.log(10), "for 2 classes your chance loss is 2.303, expected ln 2 = 0.6931: it equals the loss"),
+        (lambda k: math.log(k + 1), "expected ln 10 = 2.3026."),
+        (lambda k: "2.303", "returns a str; return a number"),
+    ],
+)
+def test_check_chance_loss_names_the_slip(answer, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_chance_loss(answer)
+    assert expected in str(error.value)
+
+
+def test_check_chance_loss_stub():
+    def stub(num_classes):
+        raise NotImplementedError("Exercise")
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_chance_loss(stub)
+
+
+def hand_training_flops(name, image_size, num_classes, *, flops_per_mac=2, passes=3, biases=False, fixed_size=None):
+    """A learner's count from Table 1 alone: weight products of every layer; keywords plant the usual slips."""
+    size, channels, macs = fixed_size or image_size, 3, 0
+    for layer in feature_layers(name):
+        if isinstance(layer, Conv):
+            macs += (layer.kernel**2 * channels + biases) * layer.channels * size**2
+            channels = layer.channels
+        elif isinstance(layer, MaxPool):
+            size //= layer.stride
+    features = channels * 7 * 7
+    for width in (4096, 4096, num_classes):
+        macs += (features + biases) * width
+        features = width
+    return passes * flops_per_mac * macs
+
+
+def test_check_training_flops_accepts_the_hand_count_and_count_macs(capsys):
+    assert exercises.check_training_flops(hand_training_flops)
+    assert "VGG-16 at 224 px: 92.8 GFLOPs per image" in capsys.readouterr().out
+    assert exercises.check_training_flops(
+        lambda name, size, k: 6 * count_macs(name, image_size=size, num_classes=k, weights_only=True)
+    )
+    assert hand_training_flops("D", 224, 1000) == 6 * 15_470_264_320  # torchvision's 15.47 "GFLOPS" for vgg16
+
+
+@pytest.mark.parametrize(
+    "mistake,expected",
+    [
+        (dict(flops_per_mac=1), "(0.500 times it): a multiply-accumulate (MAC) is two FLOPs"),
+        (dict(passes=1), "(0.333 times it): that is the forward pass alone"),
+        (dict(passes=1, flops_per_mac=1), "that is the forward pass's MACs"),
+        (dict(biases=True), "close but not equal"),
+        (dict(fixed_size=224), "configuration D at 160 px with 10 classes: you count"),
+    ],
+)
+def test_check_training_flops_names_the_slip(mistake, expected):
+    with pytest.raises(ExerciseError) as error:
+        exercises.check_training_flops(lambda *args: hand_training_flops(*args, **mistake))
+    assert expected in str(error.value)
+
+
+def test_check_training_flops_sees_the_fixed_size_torchinfo_convention_and_classes():
+    with pytest.raises(ExerciseError, match="that is the count at 224 px"):
+        exercises.check_training_flops(lambda name, size, k: hand_training_flops(name, 224, k))
+    with pytest.raises(ExerciseError, match="that is the count for 1000 classes"):
+        exercises.check_training_flops(lambda name, size, k: hand_training_flops(name, size, 1000))
+    with pytest.raises(ExerciseError, match="that is torchinfo's convention"):
+        exercises.check_training_flops(
+            lambda name, size, k: 6 * count_macs(name, batch_norm=True, image_size=size, num_classes=k)
+        )
+
+
+def test_check_training_flops_stub():
+    def stub(name, image_size, num_classes):
+        raise NotImplementedError("Exercise")
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_training_flops(stub)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -611,4 +612,115 @@ def check_training_step(fn: Callable) -> bool:
     return passed(
         "Your training step switches to training mode, clears old gradients, back-propagates, updates the "
         "parameters and returns the loss as a float."
+    )
+
+
+def _as_number(value, what: str) -> float:
+    """A learner's numeric answer as a float: a Python number, or a tensor holding one number."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ExerciseError(f"{what} returns a {type(value).__name__}; return a number (a float or an int)")
+    return float(value)
+
+
+def _chance_loss_slips(num_classes: int) -> dict[float, str]:
+    """What typical slips return for ``num_classes`` classes, with the slip, to recognise them in a wrong answer."""
+    k = num_classes
+    return {
+        math.log10(k): "you used log base 10; the cross-entropy uses the natural logarithm (math.log, torch.log)",
+        math.log2(k): "you used log base 2 (bits); the cross-entropy uses the natural logarithm (math.log, torch.log)",
+        1 / k: "that is the probability each class gets; the loss is −ln of that probability",
+        1 - 1 / k: "that is the error rate of guessing, not a loss; the loss is −ln of the probability 1/K",
+        -math.log(k): "the sign is wrong: ln(1/K) is negative, and the loss is −ln(1/K) = ln K",
+        float(k): "that is the number of classes itself; the loss is −ln(1/K)",
+    }
+
+
+def check_chance_loss(fn: Callable[[int], float]) -> bool:
+    """Check ``fn(num_classes)``: the cross-entropy loss of a classifier that predicts the uniform distribution.
+
+    Every class gets probability 1/K, so the loss is −ln(1/K) = ln K for whichever class is right: 2.303 for 10
+    classes, 6.908 for the 1,000 classes of ImageNet (§3.1 trains on this loss). A loss stuck at that value means
+    the network's outputs do not depend on the image. Tried for K = 10, 2 and 1000.
+    """
+    __tracebackhide__ = True
+    results = {}
+    for k in (10, 2, 1000):
+        with _calling(f"your function on num_classes={k}"):
+            got = fn(k)
+        got = _as_number(got, f"your function on num_classes={k}")
+        want = math.log(k)
+        if not math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-6):
+            slip = next((text for value, text in _chance_loss_slips(k).items() if math.isclose(got, value)), "")
+            if not slip and results and any(math.isclose(got, math.log(other)) for other in results):
+                slip = "it equals the loss for another number of classes: does your function use num_classes?"
+            raise ExerciseError(
+                f"for {k} classes your chance loss is {got:.4g}, expected ln {k} = {want:.4f}"
+                + (f": {slip}." if slip else ".")
+            )
+        results[k] = got
+    return passed(
+        f"Your chance loss is ln K: {results[2]:.3f} for 2 classes, {results[10]:.3f} for 10, {results[1000]:.3f} "
+        "for 1000. A loss stuck at ln K means the model predicts the same uniform distribution for every image."
+    )
+
+
+def _flops_slips(name: str, image_size: int, num_classes: int, reference: Callable[..., int]) -> dict[int, str]:
+    """Training FLOPs that common slips give, with the slip, to recognise them in a wrong answer."""
+    from vgg_tutorial.accounting import count_macs
+
+    right = reference(name, image_size, num_classes)
+    macs = count_macs(name, image_size=image_size, num_classes=num_classes, weights_only=True)
+    torchinfo_macs = count_macs(name, batch_norm=True, image_size=image_size, num_classes=num_classes)
+    return {
+        right // 2: "a multiply-accumulate (MAC) is two FLOPs, a multiplication and an addition: multiply by 2",
+        right // 3: "that is the forward pass alone; the backward pass costs about twice the forward, so a training "
+        "step is 3 × the forward FLOPs",
+        macs: "that is the forward pass's MACs: multiply by 2 (FLOPs per MAC) and by 3 (forward plus backward)",
+        6 * torchinfo_macs: "that is torchinfo's convention, which also counts biases and batch norm; count only the "
+        "products of weights and inputs (count_macs(..., weights_only=True))",
+        reference(name, INPUT_SIZE, num_classes): "that is the count at 224 px: the convolutions' cost grows with the "
+        "number of positions, so use image_size",
+        reference(name, image_size, 1000): "that is the count for 1000 classes: the last FC layer has num_classes "
+        "outputs",
+    }
+
+
+def check_training_flops(fn: Callable[[str, int, int], int]) -> bool:
+    """Check ``fn(name, image_size, num_classes)``: FLOPs of one training step per image, the benchmark's convention.
+
+    Forward FLOPs are 2 × the multiply-accumulates of the weights alone (each weight times its input, at every output
+    position; biases, batch norm, ReLU and pooling are left out, torchvision's "GFLOPS" convention), and a training
+    step is 3 × the forward: the backward pass computes the gradients with respect to the inputs and to the weights,
+    each as costly as the forward. The reference is :func:`vgg_tutorial.bench.training_flops` (batch norm adds no
+    weight products, so it does not change the count). Tried on D at 224 px with 1000 classes, and on other
+    configurations and sizes with 10 classes, as in the benchmark.
+    """
+    __tracebackhide__ = True
+    from vgg_tutorial.bench import training_flops
+
+    def reference(name: str, image_size: int, num_classes: int) -> int:
+        return training_flops(name, batch_norm=True, image_size=image_size, num_classes=num_classes)
+
+    cases = (("D", 224, 1000), ("D", 160, 10), ("A", 224, 10), ("C", 96, 10), ("E", 64, 10))
+    for name, image_size, num_classes in cases:
+        where = f"configuration {name} at {image_size} px with {num_classes} classes"
+        with _calling(f"your function on {where}"):
+            got = fn(name, image_size, num_classes)
+        got = _as_number(got, f"your function on {where}")
+        want = reference(name, image_size, num_classes)
+        if not math.isclose(got, want, rel_tol=1e-9):
+            slips = _flops_slips(name, image_size, num_classes, reference)
+            slip = next((text for value, text in slips.items() if math.isclose(got, value, rel_tol=1e-9)), "")
+            if not slip and math.isclose(got, want, rel_tol=0.01):
+                slip = "close but not equal: are biases or batch norm counted, or is a layer's output size off?"
+            raise ExerciseError(
+                f"{where}: you count {got:,.0f} FLOPs per training image, the reference is {want:,} "
+                f"({got / want:.3f} times it)" + (f": {slip}." if slip else ".")
+            )
+    d224 = reference("D", 224, 1000)
+    return passed(
+        f"Your training FLOPs match the benchmark's convention for {len(cases)} configurations and sizes "
+        f"(VGG-16 at 224 px: {d224 / 1e9:.1f} GFLOPs per image)."
     )
