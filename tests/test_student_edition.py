@@ -78,9 +78,11 @@ def fixture_notebook() -> nbformat.NotebookNode:
     )
 
 
-def execute(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Run every cell, carrying on after errors, so that each cell's outcome can be inspected."""
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {}}).execute()
+def execute(nb: nbformat.NotebookNode, folder: Path | None = None) -> nbformat.NotebookNode:
+    """Run every cell in ``folder`` (a chapter's own, where its results files are), carrying on after errors, so
+    that each cell's outcome can be inspected."""
+    resources = {"metadata": {"path": str(folder)} if folder is not None else {}}
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True, resources=resources).execute()
     return nb
 
 
@@ -218,7 +220,7 @@ def test_every_chapter_converts_cleanly(path):
 def test_chapter_student_edition_runs_up_to_each_exercise(path):
     """Before the first stub every cell runs; after it, only the stub's NotImplementedError and failed checks."""
     student, _ = student_edition.student_notebook(nbformat.read(path, as_version=4), name=path.name)
-    student = execute(student)
+    student = execute(student, path.parent)
     reached_exercise = False
     for index, cell in enumerate(student.cells):
         if cell.cell_type != "code":
