@@ -143,6 +143,7 @@ def test_atomic_save_replaces_or_keeps_the_old_file(tmp_path, monkeypatch):
         T.atomic_save({"epoch": 3}, path)
     monkeypatch.undo()
     assert torch.load(path)["epoch"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
 
 
 def test_history_round_trips_through_json_and_csv(tmp_path):
@@ -252,6 +253,19 @@ def test_device_loader_trains_and_resumes_exactly(tmp_path, in_memory):
         T.load_checkpoint(tmp_path / "device-resumed" / T.CHECKPOINT),
         T.load_checkpoint(tmp_path / "device" / T.CHECKPOINT),
     )
+
+
+def test_device_loader_without_augmentation_gives_the_same_centre_crops_every_epoch(tmp_path):
+    cfg = tiny_config(tmp_path, "plain", loader="device", augment=False, batch_size=60)
+    loader, _ = T.build_data(cfg, "cpu")
+    crops = []
+    for epoch in (0, 1):  # one batch holds all 60 images; the order differs between epochs, the crops must not
+        loader.set_epoch(epoch)
+        images, _ = next(iter(loader))
+        crops.append(dict(zip(loader.order(epoch).tolist(), images)))
+    assert loader.order(0).tolist() != loader.order(1).tolist()
+    assert crops[0].keys() == crops[1].keys() == set(range(60))
+    assert all(torch.equal(crops[0][i], crops[1][i]) for i in crops[0])
 
 
 def test_auto_loader_keeps_the_dataloader_on_a_cpu_and_unknown_loader_is_refused(tmp_path):

@@ -178,11 +178,11 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` returned."""
-    torch.set_rng_state(state["torch"])
+    """Restore what :func:`rng_state` returned (generators take CPU byte tensors, wherever the state was loaded)."""
+    torch.set_rng_state(state["torch"].cpu())
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([generator.cpu() for generator in state["cuda"]])
     if "numpy" in state:
         import numpy as np
 
@@ -427,25 +427,34 @@ class Totals:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def atomic_save(obj, path: str | Path) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it over ``path`` in one step.
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(temporary_path)`` for a new temporary file next to ``path``, then rename it over ``path``.
 
-    A run killed while saving leaves the previous checkpoint intact instead of a truncated file.
+    A run killed while writing leaves the previous file intact instead of a truncated one, and a failed write leaves
+    no temporary file behind.
     """
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` through :func:`atomic_write`: a checkpoint is either the old one or the new one, whole."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` through :func:`atomic_write`."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_history(history: list[dict], folder: str | Path, meta: dict | None = None) -> None:
@@ -518,7 +527,8 @@ def fit(
     start = 0
     checkpoint_path = Path(output) / CHECKPOINT if output is not None else None
     if resume and checkpoint_path is not None and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, map_location=engine.device)
+        # Loaded on the CPU: load_state_dict copies weights and optimiser state onto the model's device itself.
+        state = load_checkpoint(checkpoint_path, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
@@ -631,17 +641,23 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu", engine: Eng
 def device_loader(cfg: TrainConfig, dataset, device: torch.device, engine: Engine):
     """A :class:`~vgg_tutorial.gpu_data.DeviceLoader` over the training images of ``dataset``, decoded once at the
     training scale S; batches come in the engine's dtype and memory format."""
+    from torchvision.transforms.v2.functional import center_crop
+
     from vgg_tutorial.data import decode_split
     from vgg_tutorial.gpu_data import DeviceLoader
     from vgg_tutorial.transforms import default_scale
 
     scale = default_scale(cfg.image_size)
-    if hasattr(dataset, "images"):  # the synthetic images held in memory
-        images = torch.nn.functional.interpolate(dataset.images.float(), size=scale, mode="bilinear", antialias=True)
-        images, labels = images.round().clamp(0, 255).to(torch.uint8), dataset.labels
+    if hasattr(dataset, "images"):  # the synthetic images held in memory (drawn at S already, unless told otherwise)
+        images, labels = dataset.images, dataset.labels
+        if images.shape[-1] != scale:
+            resized = torch.nn.functional.interpolate(images.float(), size=scale, mode="bilinear", antialias=True)
+            images = resized.round().clamp(0, 255).to(torch.uint8)
     else:  # an image folder (ImageFolder, torchvision's Imagenette): decode its split folder once
         samples = getattr(dataset, "samples", None) or dataset._samples
         images, labels = decode_split(Path(samples[0][0]).parents[1], scale)
+    if not cfg.augment:  # rescale and centre crop only, as the DataLoader path's eval_transform(S, crop)
+        images = center_crop(images, [cfg.image_size])
     return DeviceLoader(
         images,
         labels,
