@@ -235,3 +235,14 @@ def test_decode_split_crops_to_a_centred_square(server, tmp_path):
 def test_decode_split_missing_folder(tmp_path):
     with pytest.raises(DatasetNotFoundError):
         decode_split(tmp_path / "nowhere", 16)
+
+
+def test_run_seed_does_not_change_the_synthetic_images(tmp_path):
+    """Runs with different seeds shuffle differently but train and validate on the same images."""
+    options = dict(image_size=32, in_memory=True, train_per_class=2, val_per_class=1, augment=False)
+    first_train, first_val = make_dataloaders("synthetic", tmp_path, seed=0, **options)
+    other_train, other_val = make_dataloaders("synthetic", tmp_path, seed=1, **options)
+    assert torch.equal(first_train.dataset.images, other_train.dataset.images)
+    assert torch.equal(first_val.dataset.images, other_val.dataset.images)
+    changed = make_dataloaders("synthetic", tmp_path, seed=0, data_seed=1, **options)[0]
+    assert not torch.equal(changed.dataset.images, first_train.dataset.images)

@@ -155,6 +155,7 @@ def make_dataloaders(
     train_per_class: int | None = None,
     val_per_class: int | None = None,
     seed: int = 0,
+    data_seed: int = 0,
     pin_memory: bool | None = None,
 ) -> tuple[DataLoader, DataLoader]:
     """Training and validation loaders with the paper's transforms (§3.1, §3.2).
@@ -170,7 +171,8 @@ def make_dataloaders(
       torchvision size that is at least S_max.
     - ``num_workers``: 0 for CPU demos; 2 on Colab's two cores. ``pin_memory`` defaults to "CUDA is available"; worker
       processes persist across epochs when there are any.
-    - ``seed`` seeds the shuffling and the workers' random transforms.
+    - ``seed`` seeds the shuffling and the workers' random transforms; ``data_seed`` draws the synthetic images, kept
+      apart so that runs with different seeds train and validate on the same data.
     """
     _check_dataset(dataset)
     scale = default_scale(image_size) if scale is None else scale
@@ -190,14 +192,14 @@ def make_dataloaders(
         }
         if in_memory:
             train_set = SyntheticShapes(
-                "train", image_size=high, per_class=counts["train_per_class"], seed=seed, transform=train_tf
+                "train", image_size=high, per_class=counts["train_per_class"], seed=data_seed, transform=train_tf
             )
             val_set = SyntheticShapes(
-                "val", image_size=high, per_class=counts["val_per_class"], seed=seed, transform=val_tf
+                "val", image_size=high, per_class=counts["val_per_class"], seed=data_seed, transform=val_tf
             )
         else:
-            train_set = synthetic(root, "train", high, transform=train_tf, seed=seed, **counts)
-            val_set = synthetic(root, "val", high, transform=val_tf, seed=seed, **counts)
+            train_set = synthetic(root, "train", high, transform=train_tf, seed=data_seed, **counts)
+            val_set = synthetic(root, "val", high, transform=val_tf, seed=data_seed, **counts)
     else:
         size = smallest_imagenette_size(high)
         train_set = imagenette(root, "train", size, download=download, transform=train_tf)
