@@ -161,3 +161,9 @@ def test_default_scale_keeps_the_papers_ratio():
     assert default_scale(224) == 256
     assert default_scale(32) == 37
     assert default_scale(64) == 73
+
+
+def test_pca_shift_draws_on_the_device_it_was_moved_to():
+    shift = PCAColorShift().to("meta")  # stands in for a GPU: no CPU tensor may enter the computation
+    assert shift.offset((4,)).device.type == "meta"
+    assert shift(torch.empty(4, 3, 8, 8, device="meta")).shape == (4, 3, 8, 8)

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+from vgg_tutorial.transforms import IMAGENET_MEAN, pca_offsets
 
 #: Share of the GPU's total memory left free for the model, its gradients, optimizer state and activations.
 DEFAULT_HEADROOM = 0.5
@@ -53,7 +53,9 @@ def choose_storage(nbytes: int, device: torch.device | str, headroom: float = DE
 
 def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator on ``device`` whose state depends on ``(seed, epoch)`` only: the same pair, the same draws."""
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+    from vgg_tutorial.train import epoch_seed  # one seed per (seed, epoch) for every loader of the package
+
+    return torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
 
 
 def crop_and_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, size: int):
@@ -70,13 +72,6 @@ def crop_and_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, f
     cols = left[:, None] + torch.where(flip[:, None], size - 1 - steps, steps)  # B × size
     flat = (rows[:, :, None] * width + cols[:, None, :]).reshape(b, 1, size * size).expand(b, channels, -1)
     return images.reshape(b, channels, height * width).gather(2, flat).reshape(b, channels, size, size)
-
-
-def pca_offsets(alpha: torch.Tensor, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC) -> torch.Tensor:
-    """AlexNet's colour shift Σ_i α_i λ_i p_i for a batch of draws ``alpha`` (B×3); RGB offsets for [0, 1] pixels."""
-    eigval = torch.tensor(eigval, device=alpha.device, dtype=alpha.dtype)
-    eigvec = torch.tensor(eigvec, device=alpha.device, dtype=alpha.dtype)
-    return (alpha * eigval) @ eigvec.T
 
 
 class DeviceLoader:

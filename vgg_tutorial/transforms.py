@@ -44,6 +44,13 @@ IMAGENET_PCA_EIGVEC = (
 )
 
 
+def pca_offsets(alpha: torch.Tensor, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC) -> torch.Tensor:
+    """AlexNet's colour shift Σ_i α_i λ_i p_i for draws ``alpha`` (..., 3): RGB offsets for [0, 1] pixels."""
+    eigval = torch.as_tensor(eigval, device=alpha.device, dtype=alpha.dtype)
+    eigvec = torch.as_tensor(eigvec, device=alpha.device, dtype=alpha.dtype)
+    return (alpha * eigval) @ eigvec.T
+
+
 class PCAColorShift(nn.Module):
     """AlexNet's colour augmentation, used by VGG (§3.1): add ``Σ_i α_i λ_i p_i`` to every pixel of an image.
 
@@ -60,9 +67,9 @@ class PCAColorShift(nn.Module):
         self.register_buffer("eigvec", torch.tensor(eigvec, dtype=torch.float32), persistent=False)
 
     def offset(self, batch_shape: tuple[int, ...] = ()) -> torch.Tensor:
-        """Draw RGB offsets of shape ``batch_shape + (3,)``."""
-        alpha = torch.randn(*batch_shape, 3) * self.std
-        return (alpha * self.eigval) @ self.eigvec.T
+        """Draw RGB offsets of shape ``batch_shape + (3,)``, on the module's device."""
+        alpha = torch.randn(*batch_shape, 3, device=self.eigval.device) * self.std
+        return pca_offsets(alpha, self.eigval, self.eigvec)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if not image.is_floating_point():
