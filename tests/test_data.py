@@ -246,3 +246,28 @@ def test_run_seed_does_not_change_the_synthetic_images(tmp_path):
     assert torch.equal(first_val.dataset.images, other_val.dataset.images)
     changed = make_dataloaders("synthetic", tmp_path, seed=0, data_seed=1, **options)[0]
     assert not torch.equal(changed.dataset.images, first_train.dataset.images)
+
+
+def test_failed_extraction_keeps_the_intact_archive(server, tmp_path, monkeypatch):
+    """A download that succeeded is not thrown away because a later step failed."""
+    import vgg_tutorial.data as data
+
+    def broken(folder):
+        raise DatasetNotFoundError(f"pretend {folder} is incomplete")
+
+    original = data.check_image_folder
+    monkeypatch.setattr(data, "check_image_folder", broken)
+    root = tmp_path / "data"
+    with pytest.raises(DatasetNotFoundError, match="pretend"):
+        download_imagenette(root, "160px")
+    assert [p.name for p in root.iterdir()] == ["imagenette2-160.tgz"]  # the archive, and no half-made folder
+    monkeypatch.setattr(data, "check_image_folder", original)
+    server.unlink()  # no network from here on
+    assert len(imagenette(root, "val", "160px", download=True)) == 10
+
+
+def test_network_error_is_a_dataset_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(Imagenette._ARCHIVES, "160px", ("http://127.0.0.1:9/imagenette2-160.tgz", "0" * 32))
+    with pytest.raises(DatasetNotFoundError, match="failed"):
+        download_imagenette(tmp_path / "data", "160px")
+    assert list((tmp_path / "data").iterdir()) == []

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder, Imagenette
+from torchvision.datasets.utils import check_integrity
 
 from vgg_tutorial.synthetic import IMAGENETTE_PER_CLASS, SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic
 from vgg_tutorial.transforms import IMAGENET_MEAN, default_scale, eval_transform, train_transform
@@ -69,7 +70,7 @@ def download_imagenette(root: str | Path, size: str = "160px") -> Path:
         return target
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    url, _ = Imagenette._ARCHIVES[size]
+    url, md5 = Imagenette._ARCHIVES[size]
     archive = root / Path(url).name
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
@@ -77,12 +78,13 @@ def download_imagenette(root: str | Path, size: str = "160px") -> Path:
             archive.rename(staging / archive.name)
         try:
             Imagenette(staging, split="train", size=size, download=True)
-        except RuntimeError as error:  # torchvision's "File not found or corrupted."
+        except (RuntimeError, OSError) as error:  # torchvision's "File not found or corrupted.", network errors
             raise DatasetNotFoundError(f"downloading Imagenette ({size}) from {url} failed: {error}") from error
         check_image_folder(staging / target.name)
         (staging / target.name).rename(target)
-        (staging / archive.name).rename(archive)
     finally:
+        if check_integrity(str(staging / archive.name), md5):  # whatever else failed, an intact archive is kept
+            (staging / archive.name).rename(archive)
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
