@@ -102,6 +102,7 @@ def test_peaks_are_looked_up_by_device_name():
     assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312
     assert peak_tflops("Tesla T4") == 65
     assert peak_tflops("NVIDIA GeForce RTX 4090") is None
+    assert peak_tflops("NVIDIA H100 NVL") is None  # not in the table: no MFU rather than a wrong one
 
 
 def test_flops_follow_the_accounting():

@@ -47,10 +47,10 @@ PIPELINES = ("seeds", "package", "device", "compute")
 
 #: Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s, bf16 (fp16 on the T4, which has no bf16), from NVIDIA's
 #: datasheets, whose headline figures are twice these "with sparsity". Matched against ``torch.cuda.get_device_name``
-#: in this order, so the PCIe H100 is found before the SXM one.
+#: in this order, so the PCIe H100 is found before the SXM one. Names not listed (an H100 NVL, say) get no MFU.
 GPU_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     (r"H100.*PCIe", 756.0),
-    (r"H100", 989.0),
+    (r"H100 80GB HBM3|H100 SXM", 989.0),
     (r"H200", 989.0),
     (r"A100", 312.0),
     (r"\bT4\b", 65.0),
@@ -186,8 +186,9 @@ def default_amp(device: torch.device) -> str:
 def make_step(model: nn.Module, settings: StepSettings, device: torch.device):
     """One SGD step of §3.1 (momentum 0.9, weight decay 5·10⁻⁴, lr 10⁻²) as ``step(images, labels)``, and its
     three phases ``forward(images, labels) -> loss``, ``backward(loss)``, ``update()`` for timing them apart."""
-    fused = {"fused": True} if settings.fused else {}
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9, weight_decay=5e-4, **fused)
+    from vgg_tutorial.train import make_optimizer
+
+    optimizer = make_optimizer(model, fused=settings.fused)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.amp == "fp16")
     network = torch.compile(model) if settings.compile else model
     loss_fn = nn.CrossEntropyLoss()
@@ -677,7 +678,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{phase['config']} {phase['crop_size']} px, {phase['label']}: {times}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        from vgg_tutorial.train import atomic_write_text
+
+        atomic_write_text(json.dumps(results, indent=1) + "\n", args.out)
         print(f"results written to {args.out}")
     return results
 
