@@ -7,6 +7,7 @@ functions, so the training path does not need it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -50,7 +51,7 @@ def to_displayable(image: torch.Tensor, mean: Sequence[float] | None = IMAGENET_
     if image.dtype == torch.uint8:
         image = image.float() / 255
     elif mean is not None:
-        image = image + torch.tensor(mean, dtype=image.dtype)[:, None, None]
+        image = image + torch.tensor(mean, dtype=image.dtype, device=image.device)[:, None, None]
     return image.clamp(0, 1).permute(1, 2, 0)
 
 
@@ -98,7 +99,8 @@ def plot_runs(runs: dict[str, Sequence[dict]], title: str, chance_loss: float | 
         (line,) = loss_ax.plot(epochs, [row["train_loss"] for row in history], marker=".", label=label)
         acc_ax.plot(epochs, [row["val_top1"] for row in history], marker=".", color=line.get_color(), label=label)
     if chance_loss is not None:
-        loss_ax.axhline(chance_loss, color="grey", linestyle=":", label=f"chance (ln 10 = {chance_loss:.3f})")
+        label = f"chance (ln {math.exp(chance_loss):.0f} = {chance_loss:.3f})"
+        loss_ax.axhline(chance_loss, color="grey", linestyle=":", label=label)
     if chance_top1 is not None:
         acc_ax.axhline(chance_top1, color="grey", linestyle=":", label=f"chance ({chance_top1:g} %)")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
