@@ -130,7 +130,9 @@ def update(path: Path, repository: Repository, root: Path = ROOT, check: bool = 
     if after == before:
         return False
     if not check:
-        path.write_text(after)
+        from vgg_tutorial.train import atomic_write_text  # an interrupted write never leaves half a notebook
+
+        atomic_write_text(after, path)
     return True
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from vgg_tutorial.train import atomic_write_text
+
 
 def execute(path: Path) -> float:
     """Execute the notebook at ``path`` in place and return its wall time in seconds."""
@@ -30,7 +32,8 @@ def execute(path: Path) -> float:
     ).execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
-    nbformat.write(notebook, path)
+    text = nbformat.writes(notebook)
+    atomic_write_text(text if text.endswith("\n") else text + "\n", path)  # never half a notebook
     return time.perf_counter() - start
 
 
