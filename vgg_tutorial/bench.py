@@ -402,15 +402,20 @@ def build_batches(pipeline: str, job: Job, args, settings: StepSettings, device:
             memory_format=settings.memory_format,
         )
     else:
-        batches = fixed_batch(
-            args.batch_size,
-            job.crop_size,
-            args.num_classes,
-            device=device,
-            dtype=input_dtype(settings),
-            memory_format=settings.memory_format,
-        )
+        batches = job_batch(job, args, settings, device)
     return batches, time.perf_counter() - start
+
+
+def job_batch(job: Job, args, settings: StepSettings, device: torch.device):
+    """The compute pipeline's one fixed batch for ``job``, in the dtype and memory format of ``settings``."""
+    return fixed_batch(
+        args.batch_size,
+        job.crop_size,
+        args.num_classes,
+        device=device,
+        dtype=input_dtype(settings),
+        memory_format=settings.memory_format,
+    )
 
 
 def build_model(job: Job, args, settings: StepSettings, device: torch.device) -> nn.Module:
@@ -478,14 +483,7 @@ def run_phases(job: Job, args, label: str, settings: StepSettings, device: torch
     """Forward, backward and optimizer medians of one step on a fixed batch, under ``settings``."""
     model = build_model(job, args, settings, device)
     _, parts = make_step(model, settings, device)
-    [(images, labels)] = fixed_batch(
-        args.batch_size,
-        job.crop_size,
-        args.num_classes,
-        device=device,
-        dtype=input_dtype(settings),
-        memory_format=settings.memory_format,
-    )
+    [(images, labels)] = job_batch(job, args, settings, device)
     phases = time_phases(parts, images, labels, device=device, steps=args.steps, warmup=args.warmup)
     return {"config": job.config, "crop_size": job.crop_size, "label": label, "settings": asdict(settings), **phases}
 
