@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit nbval book-strict browser student-edition student-check colab colab-check notebooks clean
+.PHONY: book test lint unit nbval nbval-portable book-strict browser student-edition student-check colab colab-check notebooks clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## make book: create .venv, install requirements.txt, build the HTML book into _build/html
@@ -34,6 +34,11 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-cell-timeout=900 -q $(NOTEBOOKS)
+
+## make nbval-portable: nbval under five numeric environments (as is, AVX2 kernels, no vector kernels, one OpenMP
+## thread, three torch threads); stored outputs must pass in all, as on any CPU (not in `make test`: five nbval runs)
+nbval-portable: $(STAMP)
+	$(BIN)/python tools/nbval_portable.py $(NOTEBOOKS)
 
 book-strict: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W --keep-going

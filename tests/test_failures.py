@@ -1,12 +1,16 @@
 """The "stuck at 10 %" experiments: each failure reproduces, and its fix learns (small, seeded, CPU)."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from vgg_tutorial import failures as F
+
+STUDY = Path(__file__).resolve().parents[1] / "book" / "results" / "06_stuck_at_10_percent" / "study.json"
 
 
 @pytest.fixture(scope="module")
@@ -72,5 +76,65 @@ def test_runs_are_deterministic_and_summarised(data):
     torch.manual_seed(0)
     second = F.run(F.he_init(F.small_vgg("A")), small, lr=0.01, epochs=1)
     assert first == second and first[0]["finite"]
-    line = F.summary_line("plain A", first)
-    assert line.startswith("plain A") and f"{first[0]['val_top1']:5.1f}%" in line
+
+
+def history(losses, last_top1=10.0):
+    return [
+        {"epoch": e + 1, "train_loss": loss, "val_top1": last_top1, "finite": True} for e, loss in enumerate(losses)
+    ]
+
+
+def test_verdict_reads_the_training_loss_with_margins():
+    assert F.verdict(history([2.30, 1.9, 1.5], last_top1=40)) == "learning"
+    assert F.verdict(history([2.30, 2.303, 2.304])) == "at chance"
+    assert F.verdict(history([2.30, 1.5, 2.31])) == "at chance"  # a run that fell back
+    assert F.verdict(history([2.30, 2.303, 2.304], last_top1=30)) == "unclear"  # loss says chance, accuracy does not
+    assert F.verdict(history([2.30, 2.2, 2.1], last_top1=20)) == "unclear"  # 0.2 below ln 10: inside the margin
+    assert F.verdict(history([2.30, math.nan, math.nan])) == "diverged"
+
+
+def test_summary_table_gives_mean_range_and_verdict_counts():
+    runs = {"two seeds": [history([2.3, 1.0], last_top1=60), history([2.3, 2.303])]}
+    header, line = F.summary_table(runs).splitlines()
+    assert header.split()[:2] == ["experiment", "seeds"]
+    assert line.split()[:3] == ["two", "seeds", "2"]
+    assert "1.65 [1.00–2.30]" in line and "35.0 [10.0–60.0]" in line
+    assert line.endswith("1 learning, 1 at chance")
+
+
+def test_study_is_restartable_and_refuses_other_settings(tmp_path, monkeypatch):
+    path, name = tmp_path / "study.json", "A plain, He, lr 0.01"
+    calls = []
+
+    def fake_run(experiment, data, seed=0, epochs=10):
+        calls.append((experiment, seed))
+        return history([2.3] * epochs)
+
+    monkeypatch.setattr(F, "run_experiment", fake_run)
+    monkeypatch.setattr(F, "demo_data", lambda **options: None)
+    first = F.study(path, seeds=2, epochs=1, names=[name], command="test")
+    assert calls == [(name, 0), (name, 1)] and list(first["runs"][name]) == ["0", "1"]
+    assert first["machine"]["cpu"] and first["command"] == "test"
+    again = F.study(path, seeds=3, epochs=1, names=[name])  # one more seed: only seed 2 runs
+    assert calls[2:] == [(name, 2)] and len(again["runs"][name]) == 3
+    assert json.loads(path.read_text())["runs"][name]["2"] == history([2.3])
+    with pytest.raises(ValueError, match="other settings"):
+        F.study(path, seeds=1, epochs=2, names=[name])
+    with pytest.raises(KeyError, match="choose from"):
+        F.study(path, seeds=1, epochs=1, names=["VGG-Z"])
+
+
+def test_committed_study_shows_every_claim_of_the_chapter():
+    """The conclusions chapter 6 draws hold in every seed of the committed results file."""
+    results = json.loads(STUDY.read_text())
+    runs = F.seed_runs(results, list(F.EXPERIMENTS))
+    assert all(len(histories) == 5 for histories in runs.values())
+    verdicts = {name: {F.verdict(h) for h in histories} for name, histories in runs.items()}
+    for name in ("N(0, 0.01²) everywhere", "torchvision's init", "Glorot (uniform)"):
+        assert verdicts[f"E, {name}, lr 0.005"] == {"at chance"}
+    assert verdicts["E, He et al. everywhere, lr 0.005"] == {"learning"}
+    assert verdicts["A plain, He, lr 0.01"] == verdicts["A+BN, logits, lr 0.03"] == {"learning"}
+    assert "at chance" in verdicts["A plain, He, lr 0.03"]
+    softmax = runs["A+BN, soft-max in forward, lr 0.03"]
+    assert all(min(row["train_loss"] for row in h) > F.SOFTMAX_LOSS_FLOOR for h in softmax)
+    assert all(h[-1]["train_loss"] < F.SOFTMAX_LOSS_FLOOR - 0.3 for h in runs["A+BN, logits, lr 0.03"])

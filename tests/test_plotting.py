@@ -72,3 +72,14 @@ def test_plot_runs_draws_one_line_per_run_and_the_chance_levels():
     assert [line.get_label() for line in loss_ax.get_lines()][-1] == "chance (ln 10 = 2.303)"
     assert list(acc_ax.get_lines()[1].get_ydata()) == [30.0, 50.0, 70.0]
     plt.close("all")
+
+
+def test_plot_runs_draws_every_seed_of_a_run_in_one_colour_with_one_legend_entry():
+    seeds = [[{"epoch": e, "train_loss": 2.3 - s * e, "val_top1": 10.0 + s * e} for e in (1, 2)] for s in (1, 2, 3)]
+    loss_ax, acc_ax = plot_runs({"three seeds": seeds, "one": seeds[0]}, title="seeds")
+    lines = acc_ax.get_lines()
+    assert len(lines) == 4
+    assert len({line.get_color() for line in lines[:3]}) == 1 and lines[3].get_color() != lines[0].get_color()
+    assert [text.get_text() for text in acc_ax.get_legend().get_texts()] == ["three seeds", "one"]
+    assert list(lines[2].get_ydata()) == [13.0, 16.0]
+    plt.close("all")

@@ -10,7 +10,11 @@ change.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -128,13 +132,6 @@ def run(
     return history
 
 
-def summary_line(name: str, history: list[dict]) -> str:
-    """One printable line: the run's name, its last losses and accuracy, rounded."""
-    last = history[-1]
-    loss = f"{last['train_loss']:.3f}" if last["finite"] else "nan"
-    return f"{name:<38} train loss {loss:>6}   val top-1 {last['val_top1']:5.1f}%"
-
-
 def he_init(model: nn.Module) -> nn.Module:
     """He et al. (2015) initialisation for every layer: weights from N(0, 2 / fan_in), biases 0.
 
@@ -148,3 +145,133 @@ def he_init(model: nn.Module) -> nn.Module:
             nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(module.bias)
     return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The chapter's study: every experiment above, for several seeds, in one results file
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The experiments of the chapter: a name, the model to build (after ``torch.manual_seed(seed)``) and the rate.
+EXPERIMENTS = {
+    "A+BN, logits, lr 0.03": (lambda: he_init(small_vgg("A", batch_norm=True)), 0.03),
+    "A+BN, soft-max in forward, lr 0.03": (lambda: SoftmaxOutput(he_init(small_vgg("A", batch_norm=True))), 0.03),
+    "E, N(0, 0.01²) everywhere, lr 0.005": (lambda: normal_init(small_vgg("E"), std=0.01), 0.005),
+    "E, torchvision's init, lr 0.005": (lambda: small_vgg("E", init="torchvision"), 0.005),
+    "E, Glorot (uniform), lr 0.005": (lambda: small_vgg("E", init="glorot"), 0.005),
+    "E, He et al. everywhere, lr 0.005": (lambda: he_init(small_vgg("E")), 0.005),
+    "E, He et al. everywhere, lr 0.01": (lambda: he_init(small_vgg("E")), 0.01),
+    "A plain, He, lr 0.03": (lambda: he_init(small_vgg("A")), 0.03),
+    "A plain, He, lr 0.01": (lambda: he_init(small_vgg("A")), 0.01),
+}
+#: The chapter's data and run length: 1,000 training and 200 validation images of 32 px, ten epochs of batch 32.
+STUDY_DATA = {"image_size": 32, "train_per_class": 100, "val_per_class": 20}
+STUDY_EPOCHS, STUDY_BATCH_SIZE = 10, 32
+
+#: What a run did, judged from its training loss with wide margins (see :func:`verdict`).
+VERDICTS = ("diverged", "learning", "at chance", "unclear")
+
+
+def verdict(history: list[dict], margin: float = 0.3, tolerance: float = 0.02) -> str:
+    """Name what a run had done by its last epoch: one of :data:`VERDICTS`.
+
+    *learning*: its last training loss is at least ``margin`` below ln 10; *at chance*: its last training loss is
+    within ``tolerance`` of ln 10 and its last validation top-1 within 5 points of chance. The training loss averages
+    1,000 images, so float rounding, which differs between CPUs and thread counts, moves it far less than these
+    gaps; the validation accuracy of 200 images moves by several points, so it only confirms.
+    """
+    last = history[-1]
+    if not all(math.isfinite(row["train_loss"]) for row in history):
+        return "diverged"
+    if last["train_loss"] <= CHANCE_LOSS - margin:
+        return "learning"
+    if abs(last["train_loss"] - CHANCE_LOSS) < tolerance and last["val_top1"] <= CHANCE_TOP1 + 5:
+        return "at chance"
+    return "unclear"
+
+
+def run_experiment(name: str, data: tuple[TensorDataset, TensorDataset], seed: int = 0, epochs: int = STUDY_EPOCHS):
+    """Train the experiment ``name`` of :data:`EXPERIMENTS` from seed ``seed`` (weights and batch order)."""
+    if name not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    build, lr = EXPERIMENTS[name]
+    torch.manual_seed(seed)  # before building, so the initial weights depend on the seed alone
+    return run(build(), data, lr=lr, epochs=epochs, batch_size=STUDY_BATCH_SIZE, seed=seed)
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """``mean [min–max]`` of a few runs' numbers, for the chapter's tables."""
+    mean = sum(values) / len(values)
+    return f"{mean:.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
+
+
+def summary_table(runs: dict[str, list[list[dict]]]) -> str:
+    """One line per experiment over its seeds: last training loss and validation top-1 as ``mean [min–max]``, and
+    how many seeds ended with each :func:`verdict`."""
+    lines = [f"{'experiment':<37} {'seeds':>5}  {'train loss':<18} {'val top-1 (%)':<19} verdicts"]
+    for name, histories in runs.items():
+        loss = spread([history[-1]["train_loss"] for history in histories], digits=2)
+        top1 = spread([history[-1]["val_top1"] for history in histories])
+        verdicts = [verdict(history) for history in histories]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if v in verdicts)
+        lines.append(f"{name:<37} {len(histories):>5}  {loss:<18} {top1:<19} {counts}")
+    return "\n".join(lines)
+
+
+def seed_runs(results: dict, names: list[str]) -> dict[str, list[list[dict]]]:
+    """The histories of every seed of the experiments ``names`` in a study's ``results``."""
+    return {name: list(results["runs"][name].values()) for name in names}
+
+
+def study(
+    path: str | Path,
+    seeds: int = 5,
+    epochs: int = STUDY_EPOCHS,
+    names: list[str] | None = None,
+    command: str | None = None,
+) -> dict:
+    """Run the experiments ``names`` (all of :data:`EXPERIMENTS` by default) for seeds ``0 .. seeds-1`` and keep each
+    history in the JSON file ``path``.
+
+    The file is rewritten (atomically) after every run, and runs it already holds are skipped, so an interrupted
+    study continues where it stopped; experiments no longer in :data:`EXPERIMENTS` are dropped from it. It also
+    records the machine, the versions and the command.
+    """
+    from vgg_tutorial.bench import machine
+    from vgg_tutorial.train import atomic_write_text, progress
+
+    path = Path(path)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if results and (results["epochs"], results["data"]) != (epochs, STUDY_DATA):
+        raise ValueError(f"{path} holds a study with other settings; choose another file or delete it")
+    results = {"epochs": epochs, "data": STUDY_DATA, "runs": {}} | results
+    results["runs"] = {name: results["runs"].get(name, {}) for name in EXPERIMENTS}  # drop retired experiments
+    for name in names or []:
+        if name not in EXPERIMENTS:
+            raise KeyError(f"unknown experiment {name!r}; choose from: {', '.join(EXPERIMENTS)}")
+    results |= {"command": command, "machine": machine(torch.device("cpu"))}
+    data = demo_data(**STUDY_DATA)
+    todo = [(name, seed) for name in names or EXPERIMENTS for seed in range(seeds)]
+    for name, seed in progress(todo, desc="runs"):
+        runs = results["runs"].setdefault(name, {})
+        if str(seed) not in runs:
+            runs[str(seed)] = run_experiment(name, data, seed=seed, epochs=epochs)
+            atomic_write_text(json.dumps(results, indent=1) + "\n", path)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m vgg_tutorial.failures --out FILE``: the chapter's study, restartable."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", required=True, help="results file (JSON); runs it already holds are skipped")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per experiment (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=STUDY_EPOCHS, help="epochs per run (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = "python -m vgg_tutorial.failures " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = study(args.out, seeds=args.seeds, epochs=args.epochs, command=command)
+    print(summary_table(seed_runs(results, list(EXPERIMENTS))))
+
+
+if __name__ == "__main__":
+    main()

@@ -85,19 +85,29 @@ def show_samples(dataset, class_names: Sequence[str], per_class: int = 4, title:
     return fig
 
 
-def plot_runs(runs: dict[str, Sequence[dict]], title: str, chance_loss: float | None = None, chance_top1=None):
+def plot_runs(runs: dict[str, Sequence], title: str, chance_loss: float | None = None, chance_top1=None):
     """Several short runs side by side: training loss and validation top-1 per epoch; returns the two axes.
 
     ``runs`` maps a label to a history with ``epoch``, ``train_loss`` and ``val_top1`` per row (as
-    :func:`vgg_tutorial.failures.run` returns). ``chance_loss`` and ``chance_top1`` draw the guessing level.
+    :func:`vgg_tutorial.failures.run` returns), or to a list of such histories (one per seed), drawn as thin lines
+    of one colour. ``chance_loss`` and ``chance_top1`` draw the guessing level.
     """
     import matplotlib.pyplot as plt
 
     _, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    for label, history in runs.items():
-        epochs = [row["epoch"] for row in history]
-        (line,) = loss_ax.plot(epochs, [row["train_loss"] for row in history], marker=".", label=label)
-        acc_ax.plot(epochs, [row["val_top1"] for row in history], marker=".", color=line.get_color(), label=label)
+    for index, (label, histories) in enumerate(runs.items()):
+        several = not isinstance(histories[0], dict)
+        style = {
+            "color": f"C{index}",
+            "marker": ".",
+            "linewidth": 0.8 if several else 1.5,
+            "alpha": 0.7 if several else 1,
+        }
+        for seed, history in enumerate(histories if several else [histories]):
+            epochs = [row["epoch"] for row in history]
+            named = {"label": label} if seed == 0 else {}
+            loss_ax.plot(epochs, [row["train_loss"] for row in history], **style, **named)
+            acc_ax.plot(epochs, [row["val_top1"] for row in history], **style, **named)
     if chance_loss is not None:
         label = f"chance (ln {math.exp(chance_loss):.0f} = {chance_loss:.3f})"
         loss_ax.axhline(chance_loss, color="grey", linestyle=":", label=label)
