@@ -78,7 +78,7 @@ def test_epoch_sampler_order_depends_only_on_seed_and_epoch():
     assert list(L.EpochSampler(50, seed=4)) != list(L.EpochSampler(50, seed=3))
 
 
-def test_epoch_loader_reproduces_worker_seeds_per_epoch():
+def test_host_loader_reproduces_worker_seeds_per_epoch():
     dataset = torch.utils.data.TensorDataset(torch.arange(12))
     loader = L.host_loader(dataset, batch_size=4, seed=1)
     L.set_epoch(loader, 2, seed=1)
