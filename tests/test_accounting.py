@@ -8,15 +8,25 @@ from torch import nn
 
 from vgg_tutorial.accounting import (
     MIN_INPUT_SIZE,
+    activation_bytes,
     check_input_size,
     count_macs,
     count_parameters,
+    forward_flops,
+    images_per_second_at,
+    largest_batch,
     layer_stats,
     measured_receptive_field,
+    model_flops_utilisation,
+    peak_tflops,
     receptive_field,
+    saved_activation_bytes,
     stack_receptive_field,
+    training_flops,
+    training_memory_estimate,
 )
 from vgg_tutorial.configs import CONFIGS, PAPER_PARAMS_MILLIONS, TORCHVISION_NAMES, Conv, MaxPool, feature_layers
+from vgg_tutorial.models import vgg
 
 TORCHVISION_MODELS = [(name, bn) for name in TORCHVISION_NAMES for bn in (False, True)]
 
@@ -129,3 +139,103 @@ def test_counts_equal_torchinfo_on_the_built_model(name, batch_norm, size):
     stats = torchinfo.summary(model, input_size=(1, 3, size, size), device="meta", verbose=0)
     assert stats.total_mult_adds == count_macs(name, batch_norm=batch_norm, image_size=size)
     assert stats.total_params == count_parameters(name, batch_norm=batch_norm)
+
+
+# Training cost (chapter 7): FLOPs, MFU and memory.
+
+
+def test_peaks_are_looked_up_by_device_name():
+    assert peak_tflops("NVIDIA H100 80GB HBM3") == 989
+    assert peak_tflops("NVIDIA H100 PCIe") == 756
+    assert peak_tflops("NVIDIA H200") == 989
+    assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312
+    assert peak_tflops("Tesla T4") == 65
+    assert peak_tflops("NVIDIA GeForce RTX 4090") is None
+    assert peak_tflops("NVIDIA H100 NVL") is None  # not in the table: no MFU rather than a wrong one
+
+
+def test_flops_follow_the_accounting():
+    assert forward_flops("D", batch_norm=False, image_size=224, num_classes=1000) == 2 * count_macs(
+        "D", image_size=224, weights_only=True
+    )
+    assert round(forward_flops("D", batch_norm=False, num_classes=1000) / 2e9, 2) == 15.47  # torchvision's GFLOPS
+    assert training_flops("A", image_size=160) == 3 * forward_flops("A", image_size=160)
+
+
+def test_figures_the_chapter_prints():
+    """The chapter's table of training GFLOPs per image (BN, 10 classes) and its images/s arithmetic."""
+    gflops = {
+        (name, size): round(training_flops(name, batch_norm=True, image_size=size, num_classes=10) / 1e9, 1)
+        for name in ("A", "D")
+        for size in (160, 224)
+    }
+    assert gflops == {("A", 160): 23.6, ("A", 224): 45.6, ("D", 160): 47.7, ("D", 224): 92.8}
+    d224 = training_flops("D", batch_norm=True, image_size=224, num_classes=10)
+    assert round(images_per_second_at(0.4, 989, d224)) == 4263
+    assert round(images_per_second_at(0.4, 65, d224)) == 280
+    assert model_flops_utilisation(images_per_second_at(0.4, 989, d224), d224, 989) == pytest.approx(0.4)
+    assert model_flops_utilisation(1000, d224, None) is None
+    at_40 = {
+        (name, size, peak): round(
+            images_per_second_at(0.4, peak, training_flops(name, batch_norm=True, image_size=size, num_classes=10))
+        )
+        for name in ("A", "D")
+        for size in (160, 224)
+        for peak in (989, 65)
+    }
+    assert at_40 == {
+        ("A", 160, 989): 16740,
+        ("A", 160, 65): 1100,
+        ("A", 224, 989): 8670,
+        ("A", 224, 65): 570,
+        ("D", 160, 989): 8294,
+        ("D", 160, 65): 545,
+        ("D", 224, 989): 4263,
+        ("D", 224, 65): 280,
+    }
+
+
+def test_activation_estimate_matches_what_autograd_saves():
+    """In fp32 the layer-shape estimate is within 1 % of the bytes autograd keeps (the rest: the classifier)."""
+    for name, batch_norm in (("A", True), ("D", False)):
+        model = vgg(name, batch_norm=batch_norm, num_classes=10, fc_width=64)
+        saved = saved_activation_bytes(model, torch.randn(2, 3, 64, 64))
+        estimate = 2 * activation_bytes(name, batch_norm=batch_norm, image_size=64, element_bytes=4)
+        assert estimate <= saved < 1.01 * estimate
+    # the two figures the chapter prints, in MiB, for VGG-A with batch norm, two 64 px images
+    model = vgg("A", batch_norm=True, num_classes=10, fc_width=64)
+    assert round(saved_activation_bytes(model, torch.randn(2, 3, 64, 64)) / 2**20, 2) == 12.44
+    assert round(2 * activation_bytes("A", batch_norm=True, image_size=64, element_bytes=4) / 2**20, 2) == 12.39
+
+
+def test_memory_estimate_and_t4_batch_sizes():
+    """The chapter's T4 guidance: estimates from layer shapes, bf16/fp16 activations, 15 GiB usable."""
+    estimate = training_memory_estimate("D", batch_norm=True, image_size=224, batch_size=64, num_classes=10)
+    assert estimate["total"] == estimate["parameters_state"] + estimate["activations"]
+    assert round(estimate["parameters_state"] / 2**30, 2) == 1.50
+    assert round(estimate["activations"] / 2**30, 2) == 4.16
+    totals = {
+        (name, size, batch): round(
+            training_memory_estimate(name, batch_norm=True, image_size=size, batch_size=batch, num_classes=10)["total"]
+            / 2**30,
+            2,
+        )
+        for name in ("A", "D")
+        for size in (160, 224)
+        for batch in (64, 128)
+    }
+    assert totals == {
+        ("A", 160, 64): 2.82,
+        ("A", 160, 128): 4.2,
+        ("A", 224, 64): 4.14,
+        ("A", 224, 128): 6.85,
+        ("D", 160, 64): 3.63,
+        ("D", 160, 128): 5.75,
+        ("D", 224, 64): 5.66,
+        ("D", 224, 128): 9.83,
+    }
+    t4 = 15 * 2**30
+    assert largest_batch("D", t4, batch_norm=True, image_size=224, num_classes=10) == 128
+    assert largest_batch("D", t4, batch_norm=True, image_size=160, num_classes=10) == 256
+    assert largest_batch("A", t4, batch_norm=True, image_size=224, num_classes=10) == 256
+    assert largest_batch("A", t4, batch_norm=True, image_size=160, num_classes=10) == 512

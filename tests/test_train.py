@@ -8,6 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from vgg_tutorial import engine as E
+from vgg_tutorial import loaders as L
+from vgg_tutorial import runs as R
 from vgg_tutorial import train as T
 from vgg_tutorial.configs import CONFIGS
 
@@ -39,55 +42,55 @@ def test_topk_correct_counts_targets_among_the_k_best():
     logits = torch.tensor([[0.1, 0.9, 0.0, 0.0, 0.0, 0.0], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1], [1, 2, 3, 4, 5, 6.0]])
     targets = torch.tensor([1, 4, 0])
     # sample 0: top-1 right; sample 1: class 4 is 5th best; sample 2: class 0 is the worst of six.
-    assert T.topk_correct(logits, targets) == [1, 2]
-    assert T.topk_correct(logits, targets, ks=(1, 2, 6)) == [1, 1, 3]
+    assert E.topk_correct(logits, targets) == [1, 2]
+    assert E.topk_correct(logits, targets, ks=(1, 2, 6)) == [1, 1, 3]
     # Fewer classes than k: top-5 of three classes is always right.
-    assert T.topk_correct(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))[1] == 4
+    assert E.topk_correct(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))[1] == 4
 
 
 def test_top5_is_capped_at_the_number_of_classes():
     logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
-    assert T.topk_correct(logits, torch.tensor([2, 2])) == [1, 2]
+    assert E.topk_correct(logits, torch.tensor([2, 2])) == [1, 2]
 
 
 def test_precision_choices_on_a_cpu():
     cpu = torch.device("cpu")
-    assert T.autocast_dtype("auto", cpu) is None
-    assert T.autocast_dtype("fp32", cpu) is None
-    assert T.autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert E.autocast_dtype("auto", cpu) is None
+    assert E.autocast_dtype("fp32", cpu) is None
+    assert E.autocast_dtype("bf16", cpu) is torch.bfloat16
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
-        T.autocast_dtype("fp16", cpu)
+        E.autocast_dtype("fp16", cpu)
     with pytest.raises(ValueError, match="auto, fp32, bf16, fp16"):
-        T.autocast_dtype("fp8", cpu)
-    assert not T.Engine("cpu").scaler.is_enabled()
+        E.autocast_dtype("fp8", cpu)
+    assert not E.Engine("cpu").scaler.is_enabled()
 
 
 def test_epoch_sampler_order_depends_only_on_seed_and_epoch():
-    sampler = T.EpochSampler(50, seed=3)
+    sampler = L.EpochSampler(50, seed=3)
     sampler.set_epoch(4)
     order = list(sampler)
     assert sorted(order) == list(range(50))
-    other = T.EpochSampler(50, seed=3)
+    other = L.EpochSampler(50, seed=3)
     other.set_epoch(4)
     assert list(other) == order == list(sampler)  # re-iterating does not advance anything
     other.set_epoch(5)
     assert list(other) != order
-    assert list(T.EpochSampler(50, seed=4)) != list(T.EpochSampler(50, seed=3))
+    assert list(L.EpochSampler(50, seed=4)) != list(L.EpochSampler(50, seed=3))
 
 
-def test_epoch_loader_reproduces_worker_seeds_per_epoch():
+def test_host_loader_reproduces_worker_seeds_per_epoch():
     dataset = torch.utils.data.TensorDataset(torch.arange(12))
-    loader = T.epoch_loader(dataset, batch_size=4, seed=1)
-    T.set_epoch(loader, 2, seed=1)
+    loader = L.host_loader(dataset, batch_size=4, seed=1)
+    L.set_epoch(loader, 2, seed=1)
     first = [batch[0].tolist() for batch in loader]
-    T.set_epoch(loader, 0, seed=1)
-    T.set_epoch(loader, 2, seed=1)
+    L.set_epoch(loader, 0, seed=1)
+    L.set_epoch(loader, 2, seed=1)
     assert [batch[0].tolist() for batch in loader] == first
-    assert loader.generator.initial_seed() == T.epoch_seed(1, 2)
+    assert loader.generator.initial_seed() == L.epoch_seed(1, 2)
 
 
 def test_plateau_divides_by_ten_at_most_three_times():
-    optimizer = T.make_optimizer(nn.Linear(2, 2), lr=0.01)
+    optimizer = E.make_optimizer(nn.Linear(2, 2), lr=0.01)
     assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["weight_decay"] == 5e-4
     scheduler, interval = T.make_scheduler("plateau", optimizer, epochs=20, steps_per_epoch=5, patience=1)
     assert interval == "epoch"
@@ -104,7 +107,7 @@ def test_plateau_divides_by_ten_at_most_three_times():
 
 @pytest.mark.parametrize("name", ["onecycle", "cosine"])
 def test_modern_schedules_step_per_batch_rise_then_fall(name):
-    optimizer = T.make_optimizer(nn.Linear(2, 2), lr=0.1)
+    optimizer = E.make_optimizer(nn.Linear(2, 2), lr=0.1)
     scheduler, interval = T.make_scheduler(name, optimizer, epochs=4, steps_per_epoch=10, warmup_epochs=1)
     assert interval == "step"
     lrs = [optimizer.param_groups[0]["lr"]]  # the rates the 40 batches of training use
@@ -122,15 +125,15 @@ def test_modern_schedules_step_per_batch_rise_then_fall(name):
 
 def test_unknown_schedule_and_config_say_what_is_valid(tmp_path):
     with pytest.raises(ValueError, match="plateau, onecycle, cosine"):
-        T.make_scheduler("step", T.make_optimizer(nn.Linear(2, 2)), epochs=1, steps_per_epoch=1)
+        T.make_scheduler("step", E.make_optimizer(nn.Linear(2, 2)), epochs=1, steps_per_epoch=1)
     with pytest.raises(KeyError, match="A-LRN"):
         T.train(tiny_config(tmp_path, "x", config="F"), verbose=False)
 
 
 def test_atomic_save_replaces_or_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    T.atomic_save({"epoch": 1}, path)
-    T.atomic_save({"epoch": 2}, path)
+    R.atomic_save({"epoch": 1}, path)
+    R.atomic_save({"epoch": 2}, path)
     assert torch.load(path)["epoch"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
@@ -140,7 +143,7 @@ def test_atomic_save_replaces_or_keeps_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        T.atomic_save({"epoch": 3}, path)
+        R.atomic_save({"epoch": 3}, path)
     monkeypatch.undo()
     assert torch.load(path)["epoch"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
@@ -152,11 +155,11 @@ def test_history_round_trips_through_json_and_csv(tmp_path):
         | {"val_loss": 1.5, "val_top1": 12.5 * e, "val_top5": 60.0, "seconds": 1.25}
         for e in (1, 2)
     ]
-    T.write_history(rows, tmp_path, {"command": "python -m vgg_tutorial.train"})
-    assert T.read_history(tmp_path) == rows
-    assert T.read_history(tmp_path / "history.csv") == rows
+    R.write_history(rows, tmp_path, {"command": "python -m vgg_tutorial.train"})
+    assert R.read_history(tmp_path) == rows
+    assert R.read_history(tmp_path / "history.csv") == rows
     assert json.loads((tmp_path / "history.json").read_text())["command"] == "python -m vgg_tutorial.train"
-    assert (tmp_path / "history.csv").read_text().splitlines()[0] == ",".join(T.HISTORY_FIELDS)
+    assert (tmp_path / "history.csv").read_text().splitlines()[0] == ",".join(R.HISTORY_FIELDS)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +168,7 @@ def straight_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("straight")
     cfg = tiny_config(tmp_path, "straight", epochs=3)
     history = T.train(cfg, verbose=False)
-    return cfg, history, T.load_checkpoint(tmp_path / "straight" / T.CHECKPOINT)
+    return cfg, history, R.load_checkpoint(tmp_path / "straight" / R.CHECKPOINT)
 
 
 def assert_same_run(state, reference):
@@ -185,13 +188,13 @@ def test_checkpoint_holds_everything_needed_to_resume(straight_run):
     assert state["epoch"] == 3 and state["history"] == history
     assert {"torch", "python", "numpy"} <= set(state["rng"])
     assert state["meta"]["config"] == dataclasses.asdict(cfg)
-    assert state["meta"]["machine"]["device"] == "CPU"
+    assert state["meta"]["machine"]["device"] == "cpu" and state["meta"]["machine"]["gpu"] is None
     assert [row["epoch"] for row in history] == [1, 2, 3]
     for row in history:
-        assert set(row) == set(T.HISTORY_FIELDS)
+        assert set(row) == set(R.HISTORY_FIELDS)
         assert 0 <= row["val_top1"] <= row["val_top5"] <= 100
-    assert T.read_history(cfg.output) == history
-    assert T.read_history(f"{cfg.output}/{T.HISTORY_CSV}") == history
+    assert R.read_history(cfg.output) == history
+    assert R.read_history(f"{cfg.output}/{R.HISTORY_CSV}") == history
 
 
 def test_stop_after_one_epoch_and_resume_to_three_is_exact(straight_run, tmp_path, capsys):
@@ -200,12 +203,12 @@ def test_stop_after_one_epoch_and_resume_to_three_is_exact(straight_run, tmp_pat
     history = T.train(tiny_config(tmp_path, "resumed", epochs=3, resume=True))
     assert "resumed after epoch 1/3" in capsys.readouterr().out
     assert len(history) == 3
-    assert_same_run(T.load_checkpoint(tmp_path / "resumed" / T.CHECKPOINT), reference)
+    assert_same_run(R.load_checkpoint(tmp_path / "resumed" / R.CHECKPOINT), reference)
 
 
 def test_killed_mid_epoch_and_resumed_is_exact(straight_run, tmp_path, monkeypatch):
     _, _, reference = straight_run
-    original = T.Engine.train_one_epoch
+    original = E.Engine.train_one_epoch
     calls = []
 
     def dies_in_epoch_two(self, model, loader, optimizer, scheduler=None, desc=""):
@@ -215,13 +218,13 @@ def test_killed_mid_epoch_and_resumed_is_exact(straight_run, tmp_path, monkeypat
             raise KeyboardInterrupt
         return original(self, model, loader, optimizer, scheduler, desc)
 
-    monkeypatch.setattr(T.Engine, "train_one_epoch", dies_in_epoch_two)
+    monkeypatch.setattr(E.Engine, "train_one_epoch", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         T.train(tiny_config(tmp_path, "killed", epochs=3), verbose=False)
-    assert T.load_checkpoint(tmp_path / "killed" / T.CHECKPOINT)["epoch"] == 1
+    assert R.load_checkpoint(tmp_path / "killed" / R.CHECKPOINT)["epoch"] == 1
     monkeypatch.undo()
     T.train(tiny_config(tmp_path, "killed", epochs=3, resume=True), verbose=False)
-    assert_same_run(T.load_checkpoint(tmp_path / "killed" / T.CHECKPOINT), reference)
+    assert_same_run(R.load_checkpoint(tmp_path / "killed" / R.CHECKPOINT), reference)
 
 
 def test_resume_without_a_checkpoint_starts_from_scratch(straight_run, tmp_path):
@@ -240,7 +243,7 @@ def test_a_different_seed_gives_a_different_run(straight_run, tmp_path):
 def test_device_loader_trains_and_resumes_exactly(tmp_path, in_memory):
     """The GPU-resident pipeline behind --loader device (here on the CPU): same batches after a resume."""
     straight = tiny_config(tmp_path, "device", epochs=2, loader="device", in_memory=in_memory)
-    train_loader, _ = T.build_data(straight, "cpu")
+    train_loader, _ = T.build_data(straight, E.Engine("cpu"))
     assert type(train_loader).__name__ == "DeviceLoader"
     images, labels = next(iter(train_loader))
     assert images.shape == (16, 3, 32, 32) and images.dtype == torch.float32 and labels.dtype == torch.int64
@@ -250,14 +253,14 @@ def test_device_loader_trains_and_resumes_exactly(tmp_path, in_memory):
     resumed = tiny_config(tmp_path, "device-resumed", epochs=2, loader="device", in_memory=in_memory, resume=True)
     T.train(resumed, verbose=False)
     assert_same_run(
-        T.load_checkpoint(tmp_path / "device-resumed" / T.CHECKPOINT),
-        T.load_checkpoint(tmp_path / "device" / T.CHECKPOINT),
+        R.load_checkpoint(tmp_path / "device-resumed" / R.CHECKPOINT),
+        R.load_checkpoint(tmp_path / "device" / R.CHECKPOINT),
     )
 
 
 def test_device_loader_without_augmentation_gives_the_same_centre_crops_every_epoch(tmp_path):
     cfg = tiny_config(tmp_path, "plain", loader="device", augment=False, batch_size=60)
-    loader, _ = T.build_data(cfg, "cpu")
+    loader, _ = T.build_data(cfg, E.Engine("cpu"))
     crops = []
     for epoch in (0, 1):  # one batch holds all 60 images; the order differs between epochs, the crops must not
         loader.set_epoch(epoch)
@@ -269,14 +272,14 @@ def test_device_loader_without_augmentation_gives_the_same_centre_crops_every_ep
 
 
 def test_auto_loader_keeps_the_dataloader_on_a_cpu_and_unknown_loader_is_refused(tmp_path):
-    train_loader, _ = T.build_data(tiny_config(tmp_path, "auto"), "cpu")
+    train_loader, _ = T.build_data(tiny_config(tmp_path, "auto"), E.Engine("cpu"))
     assert isinstance(train_loader, torch.utils.data.DataLoader)
-    with pytest.raises(ValueError, match="auto, dataloader, device"):
-        T.build_data(tiny_config(tmp_path, "bad", loader="gpu"), "cpu")
+    with pytest.raises(ValueError, match="auto, host, device"):
+        T.build_data(tiny_config(tmp_path, "bad", loader="gpu"), E.Engine("cpu"))
 
 
 def test_running_totals_read_the_device_once():
-    totals = T.Totals()
+    totals = E.Totals()
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]])
     totals.add(torch.tensor(0.5), logits, torch.tensor([0, 0]))
     totals.add(torch.tensor(1.5), logits[:1], torch.tensor([1]))
@@ -297,9 +300,9 @@ def test_the_engine_learns_a_separable_problem():
     y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()  # four quadrant classes
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
     model = nn.Linear(8, 4)
-    engine = T.Engine("cpu")
+    engine = E.Engine("cpu")
     before = engine.evaluate(model, loader)
-    optimizer = T.make_optimizer(model, lr=0.5)
+    optimizer = E.make_optimizer(model, lr=0.5)
     for _ in range(10):
         engine.train_one_epoch(model, loader, optimizer)
     after = engine.evaluate(model, loader)

@@ -28,7 +28,7 @@ from vgg_tutorial.data import (
     make_dataloaders,
 )
 from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
-from vgg_tutorial.gpu_data import DeviceLoader, choose_storage
+from vgg_tutorial.loaders import DeviceLoader, choose_storage, host_loader
 from vgg_tutorial.models import VGG, init_weights, vgg
 from vgg_tutorial.plotting import plot_history, show_samples
 from vgg_tutorial.summaries import summary
@@ -46,6 +46,7 @@ __all__ = [
     "SyntheticShapes",
     "class_names",
     "decode_split",
+    "host_loader",
     "download_imagenette",
     "imagenette",
     "make_dataloaders",

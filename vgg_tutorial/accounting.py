@@ -7,11 +7,21 @@ against the models that :mod:`torchvision` and this package build, and against `
 Multiply-accumulates (MACs) follow torchinfo's convention, so the two can be compared number for number: a
 convolution costs (weights + biases) × output positions, a fully connected layer costs its parameter count, and a
 batch-norm layer its two parameters per channel. One MAC is two floating-point operations.
+
+The cost of training follows from the same rows (chapter 7): FLOPs per training image (3 × 2 × the weight MACs: the
+backward pass costs twice the forward), the model FLOPs utilisation (MFU) those FLOPs amount to on a GPU of known
+peak, and the memory a training step holds. Two functions measure a model instead of reading the table, to check
+the formulas: :func:`measured_receptive_field` and :func:`saved_activation_bytes`.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass
+
+import torch
+from torch import nn
 
 from vgg_tutorial.configs import (
     FC_WIDTHS,
@@ -143,10 +153,6 @@ def measured_receptive_field(module, image_size: int = 33) -> int:
     The gradient of one output unit with respect to the input is non-zero exactly on the pixels that unit sees; the
     width of that patch is the receptive field. Weights are set to one so that no gradient cancels by chance.
     """
-    import copy
-
-    import torch
-
     probe = copy.deepcopy(module).double()
     with torch.no_grad():
         for param in probe.parameters():
@@ -157,3 +163,118 @@ def measured_receptive_field(module, image_size: int = 33) -> int:
     out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
     seen_columns = image.grad[0, 0].abs().sum(dim=0).nonzero()
     return int(seen_columns.max() - seen_columns.min() + 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training cost: FLOPs, model FLOPs utilisation (MFU) and memory, for chapter 7 and the benchmark
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s, bf16 (fp16 on the T4, which has no bf16), from NVIDIA's
+#: datasheets, whose headline figures are twice these "with sparsity". Matched against ``torch.cuda.get_device_name``
+#: in this order, so the PCIe H100 is found before the SXM one. Names not listed (an H100 NVL, say) get no MFU.
+GPU_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
+    (r"H100.*PCIe", 756.0),
+    (r"H100 80GB HBM3|H100 SXM", 989.0),
+    (r"H200", 989.0),
+    (r"A100", 312.0),
+    (r"\bT4\b", 65.0),
+)
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """The dense bf16/fp16 tensor-core peak of the GPU called ``device_name``, or None if it is not in the table."""
+    for pattern, tflops in GPU_PEAK_TFLOPS:
+        if re.search(pattern, device_name):
+            return tflops
+    return None
+
+
+def forward_flops(name: str, *, batch_norm: bool = True, image_size: int = 224, num_classes: int = 1000) -> int:
+    """FLOPs of one forward pass on one image: 2 × ``count_macs(weights_only=True)``, the weight multiply-adds."""
+    macs = count_macs(name, batch_norm=batch_norm, image_size=image_size, num_classes=num_classes, weights_only=True)
+    return 2 * macs
+
+
+def training_flops(name: str, **options) -> int:
+    """FLOPs of one training step on one image: forward, plus a backward pass that costs twice the forward."""
+    return 3 * forward_flops(name, **options)
+
+
+def model_flops_utilisation(images_per_s: float, flops_per_image: float, peak: float | None) -> float | None:
+    """Share of ``peak`` TFLOP/s that ``images_per_s`` training images at ``flops_per_image`` each amount to."""
+    return None if peak is None else images_per_s * flops_per_image / (peak * 1e12)
+
+
+def images_per_second_at(mfu: float, peak: float, flops_per_image: float) -> float:
+    """Arithmetic, not measurement: the training images/s a GPU of ``peak`` TFLOP/s reaches at utilisation ``mfu``."""
+    return mfu * peak * 1e12 / flops_per_image
+
+
+def activation_bytes(name: str, *, batch_norm: bool = True, image_size: int = 224, element_bytes: int = 2) -> int:
+    """An estimate of the bytes per image that autograd keeps for the backward pass, from the layer shapes.
+
+    Counted from :func:`vgg_tutorial.accounting.layer_stats`: the input image; each convolution's output (kept by
+    the in-place ReLU after it; with batch norm, also the normalised output the ReLU then overwrites); each
+    max-pool's output and its indices (int64, 8 bytes each); the 7×7 map the classifier reads. Feature maps take
+    ``element_bytes`` each: 4 in fp32, 2 under bf16/fp16 autocast. The classifier's small vectors are left out.
+    """
+    elements = 3 * image_size**2
+    indices = 0
+    for row in layer_stats(name, batch_norm=batch_norm, image_size=image_size):
+        if row.label.startswith("conv") or row.label in ("BN", "avgpool"):
+            elements += row.channels * row.size**2
+        elif row.label == "maxpool":
+            elements += row.channels * row.size**2
+            indices += row.channels * row.size**2
+    return elements * element_bytes + indices * 8
+
+
+def training_memory_estimate(
+    name: str,
+    *,
+    batch_norm: bool = True,
+    image_size: int = 224,
+    batch_size: int = 64,
+    element_bytes: int = 2,
+    num_classes: int = 1000,
+) -> dict[str, int]:
+    """An estimate, in bytes, of what one training step holds: fp32 weights, gradients and SGD momentum (4 bytes
+    each per parameter) and ``batch_size`` images' activations (:func:`activation_bytes`). Convolution workspace,
+    temporary buffers and allocator slack come on top, so leave a margin."""
+    params = count_parameters(name, batch_norm=batch_norm, num_classes=num_classes)
+    state = 3 * 4 * params
+    per_image = activation_bytes(name, batch_norm=batch_norm, image_size=image_size, element_bytes=element_bytes)
+    activations = batch_size * per_image
+    return {"parameters_state": state, "activations": activations, "total": state + activations}
+
+
+def largest_batch(name: str, memory_bytes: float, *, batch_norm: bool = True, image_size: int = 224, **options) -> int:
+    """The largest power-of-two batch whose :func:`training_memory_estimate` fits in ``memory_bytes`` (0 if none)."""
+    batch = 0
+    while True:
+        candidate = 2 * batch or 1
+        estimate = training_memory_estimate(
+            name, batch_norm=batch_norm, image_size=image_size, batch_size=candidate, **options
+        )
+        if estimate["total"] > memory_bytes:
+            return batch
+        batch = candidate
+
+
+def saved_activation_bytes(model: nn.Module, images: torch.Tensor) -> int:
+    """Bytes of the tensors autograd saves for the backward pass of ``model(images)``, parameters excluded.
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks``; each storage is counted once.
+    """
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(images)
+    return sum(seen.values())

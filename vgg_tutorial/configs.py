@@ -146,3 +146,23 @@ def weight_layers(name: str) -> int:
     """Number of weight layers (convolutions plus the three FC layers), the figure in Table 1's heading."""
     convs = sum(isinstance(layer, Conv) for layer in feature_layers(name))
     return convs + len(FC_WIDTHS) + 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe of §3.1, as numbers: what :mod:`vgg_tutorial.train`, the transforms and the recipe card
+    read instead of retyping them."""
+
+    lr: float = 1e-2  #: initial learning rate
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  #: L2 penalty multiplier
+    batch_size: int = 256
+    dropout: float = 0.5  #: on the first two FC layers
+    lr_drops: int = 3  #: the rate is divided by 10 three times in all
+    lr_factor: float = 0.1
+    color_shift: float = 0.1  #: std of AlexNet's colour-shift draws α
+    scale: int = 256  #: the fixed training scale S that goes with a 224 crop
+
+
+#: The paper's recipe (§3.1).
+RECIPE = Recipe()

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder, Imagenette
+from torchvision.datasets.folder import find_classes, make_dataset, pil_loader
 from torchvision.datasets.utils import check_integrity
+from torchvision.transforms.v2 import functional as F
 
-from vgg_tutorial.synthetic import IMAGENETTE_PER_CLASS, SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic
+from vgg_tutorial.configs import RECIPE
+from vgg_tutorial.loaders import DeviceLoader, host_loader
+from vgg_tutorial.synthetic import (
+    IMAGENETTE_PER_CLASS,
+    SYNTHETIC_CLASSES,
+    SyntheticShapes,
+    make_synthetic,
+    render_split,
+    synthetic_dir,
+)
 from vgg_tutorial.transforms import IMAGENET_MEAN, default_scale, eval_transform, train_transform
 
 #: Imagenette's folder sizes in torchvision: the shorter side of every image is 160 px, 320 px, or untouched.
@@ -28,6 +40,8 @@ IMAGENETTE_WNIDS: tuple[str, ...] = tuple(sorted(Imagenette._WNID_TO_CLASS))
 IMAGENETTE_CLASSES: tuple[str, ...] = tuple(Imagenette._WNID_TO_CLASS[wnid][0] for wnid in IMAGENETTE_WNIDS)
 
 DATASETS = ("synthetic", "imagenette")
+#: How the training split is batched: decoded per batch on the host, or decoded once and augmented on the device.
+LOADERS = ("host", "device")
 
 
 class DatasetNotFoundError(RuntimeError):
@@ -149,7 +163,7 @@ def make_dataloaders(
     batch_size: int = 64,
     num_workers: int = 0,
     augment: bool = True,
-    color_shift: float = 0.1,
+    color_shift: float = RECIPE.color_shift,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] | None = None,
     download: bool = False,
@@ -159,8 +173,12 @@ def make_dataloaders(
     seed: int = 0,
     data_seed: int = 0,
     pin_memory: bool | None = None,
-) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders with the paper's transforms (§3.1, §3.2).
+    loader: str = "host",
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> tuple[Iterable, DataLoader]:
+    """Training and validation loaders with the paper's augmentation and test-time preprocessing (§3.1, §3.2).
 
     - ``image_size``: the crop the network sees (224 in the paper).
     - ``scale``: training scale S (an int) or jittering range (S_min, S_max); default S = ``image_size``·256/224.
@@ -171,48 +189,80 @@ def make_dataloaders(
       memory instead); its images are drawn at S_max so rescaling never enlarges them. ``train_per_class`` and
       ``val_per_class`` choose its size (default: Imagenette's). ``dataset="imagenette"`` picks the smallest
       torchvision size that is at least S_max.
-    - ``num_workers``: 0 for CPU demos; 2 on Colab's two cores. ``pin_memory`` defaults to "CUDA is available"; worker
-      processes persist across epochs when there are any.
-    - ``seed`` seeds the shuffling and the workers' random transforms; ``data_seed`` draws the synthetic images, kept
-      apart so that runs with different seeds train and validate on the same data.
+    - ``loader``: how the training split is batched (:mod:`vgg_tutorial.loaders`). ``"host"``: a
+      :func:`~vgg_tutorial.loaders.host_loader`, images decoded and augmented per batch by ``num_workers`` worker
+      processes (0 for CPU demos, 2 on Colab's two cores); ``"device"``: a :class:`~vgg_tutorial.loaders.DeviceLoader`,
+      the split decoded once at S and augmented on ``device`` in ``dtype`` and ``memory_format`` (fixed S only).
+    - ``seed`` draws the order of every epoch and the random augmentations; ``data_seed`` draws the synthetic images,
+      kept apart so that runs with different seeds train and validate on the same data.
+    - ``pin_memory`` defaults to "CUDA is available".
     """
     _check_dataset(dataset)
+    if loader not in LOADERS:
+        raise ValueError(f"unknown loader {loader!r}; choose one of {', '.join(LOADERS)}")
     scale = default_scale(image_size) if scale is None else scale
     low, high = (scale, scale) if isinstance(scale, int) else scale
+    if loader == "device" and low != high:
+        raise ValueError("the device loader decodes the images once at a fixed scale S: scale jittering needs 'host'")
     test_scale = test_scale if test_scale is not None else (low + high) // 2
-    train_tf = (
-        train_transform(image_size, scale, color_shift=color_shift, mean=mean, std=std)
-        if augment
-        else eval_transform(test_scale, image_size, mean=mean, std=std)
-    )
     val_tf = eval_transform(test_scale, image_size, mean=mean, std=std)
+    counts = {
+        "train_per_class": IMAGENETTE_PER_CLASS["train"] if train_per_class is None else train_per_class,
+        "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
+    }
+    size = smallest_imagenette_size(high)
 
-    if dataset == "synthetic":
-        counts = {
-            "train_per_class": IMAGENETTE_PER_CLASS["train"] if train_per_class is None else train_per_class,
-            "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
-        }
+    def open_split(split: str, transform) -> Dataset:
+        if dataset == "imagenette":
+            return imagenette(root, split, size, download=download and split == "train", transform=transform)
         if in_memory:
-            train_set = SyntheticShapes(
-                "train", image_size=high, per_class=counts["train_per_class"], seed=data_seed, transform=train_tf
-            )
-            val_set = SyntheticShapes(
-                "val", image_size=high, per_class=counts["val_per_class"], seed=data_seed, transform=val_tf
-            )
-        else:
-            train_set = synthetic(root, "train", high, transform=train_tf, seed=data_seed, **counts)
-            val_set = synthetic(root, "val", high, transform=val_tf, seed=data_seed, **counts)
-    else:
-        size = smallest_imagenette_size(high)
-        train_set = imagenette(root, "train", size, download=download, transform=train_tf)
-        val_set = imagenette(root, "val", size, transform=val_tf)
+            per_class = counts[f"{split}_per_class"]
+            return SyntheticShapes(split, image_size=high, per_class=per_class, seed=data_seed, transform=transform)
+        return synthetic(root, split, high, transform=transform, seed=data_seed, **counts)
 
     pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-    common = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
-    common["persistent_workers"] = num_workers > 0
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=False, generator=generator, **common)
-    val_loader = DataLoader(val_set, shuffle=False, **common)
+    if loader == "host":
+        train_tf = (
+            train_transform(image_size, scale, color_shift=color_shift, mean=mean, std=std)
+            if augment
+            else eval_transform(test_scale, image_size, mean=mean, std=std)
+        )
+        train_set = open_split("train", train_tf)
+        train_loader = host_loader(
+            train_set, batch_size=batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory
+        )
+        val_set = open_split("val", val_tf)
+    else:
+        val_set = open_split("val", val_tf)  # downloads and checks Imagenette, writes the synthetic JPEGs
+        if dataset == "synthetic" and in_memory:
+            images, labels = render_split("train", image_size=high, per_class=counts["train_per_class"], seed=data_seed)
+        else:
+            folder = imagenette_dir(root, size) if dataset == "imagenette" else synthetic_dir(root, high)
+            images, labels = decode_split(folder / "train", high)
+        if not augment:  # rescale and centre crop only, as the host loader's eval_transform(S, crop)
+            images = F.center_crop(images, [image_size])
+        train_loader = DeviceLoader(
+            images,
+            labels,
+            batch_size=batch_size,
+            crop_size=image_size,
+            device=device,
+            flip=augment,
+            color_shift=color_shift if augment else 0.0,
+            mean=mean,
+            std=std,
+            dtype=dtype,
+            memory_format=memory_format,
+            seed=seed,
+        )
+    val_loader = DataLoader(
+        val_set,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
     return train_loader, val_loader
 
 
@@ -223,9 +273,6 @@ def decode_split(folder: str | Path, image_size: int) -> tuple[torch.Tensor, tor
     sorted class folders (as in ``ImageFolder``). For a pipeline that keeps the whole split on the GPU and augments
     there, instead of decoding JPEGs every epoch.
     """
-    from torchvision.datasets.folder import find_classes, make_dataset, pil_loader
-    from torchvision.transforms.v2 import functional as F
-
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetNotFoundError(f"no image folder at {folder}")

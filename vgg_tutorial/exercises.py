@@ -25,8 +25,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vgg_tutorial.accounting import count_parameters, receptive_field
-from vgg_tutorial.configs import CONFIGS, INPUT_CHANNELS, INPUT_SIZE, Conv, MaxPool, feature_layers
+from vgg_tutorial.accounting import count_macs, count_parameters, receptive_field, training_flops
+from vgg_tutorial.configs import (
+    CONFIGS,
+    FC_WIDTHS,
+    INPUT_CHANNELS,
+    INPUT_SIZE,
+    POOLED_SIZE,
+    Conv,
+    MaxPool,
+    feature_layers,
+)
+from vgg_tutorial.models import make_features, vgg
+
+#: Channels of the last feature map in every configuration of Table 1 (its last convolution).
+LAST_CHANNELS = feature_layers("D")[-2].channels
 
 #: Table 1's VGG-16 (configuration D) has this many parameters: 138,357,544 (torchvision's ``vgg16``).
 VGG16_PARAMETERS = count_parameters("D")
@@ -64,8 +77,6 @@ def _calling(what: str) -> Iterator[None]:
 
 def _reference_model(name: str = "D") -> nn.Module:
     """The reference network of configuration ``name`` on the meta device (shapes only, no memory, no init cost)."""
-    from vgg_tutorial.models import vgg
-
     with torch.device("meta"):
         return vgg(name)
 
@@ -73,8 +84,6 @@ def _reference_model(name: str = "D") -> nn.Module:
 def _reference_features(name: str, batch_norm: bool) -> nn.Sequential:
     """The reference ``features`` of configuration ``name`` (the builder's, in torchvision's layout)."""
     with torch.device("meta"):
-        from vgg_tutorial.models import make_features
-
         return make_features(name, batch_norm=batch_norm)
 
 
@@ -136,9 +145,9 @@ def _difference_hint(expected: nn.Module, got: nn.Module) -> str:
     if isinstance(expected, nn.Linear) and isinstance(got, nn.Linear):
         if got.in_features != expected.in_features:
             return (
-                f" The first FC layer reads the last feature map flattened: 512·7·7 = {expected.in_features:,} "
-                "numbers per image."
-                if expected.in_features == 512 * 7 * 7
+                f" The first FC layer reads the last feature map flattened: {LAST_CHANNELS}·{POOLED_SIZE}·{POOLED_SIZE}"
+                f" = {expected.in_features:,} numbers per image."
+                if expected.in_features == LAST_CHANNELS * POOLED_SIZE**2
                 else " Each FC layer's in_features must equal the previous layer's out_features."
             )
         return f" Table 1's classifier is FC-4096, FC-4096, FC-1000; this layer should have {expected.out_features}."
@@ -415,7 +424,7 @@ def check_receptive_field(fn: Callable[[str], int]) -> bool:
 def _count_hints(name: str, batch_norm: bool, got: int) -> str:
     """The usual reason for a wrong parameter count, recognised from the size of the difference."""
     convs = [layer for layer in feature_layers(name) if isinstance(layer, Conv)]
-    biases = sum(layer.channels for layer in convs) + 4096 + 4096 + 1000
+    biases = sum(layer.channels for layer in convs) + sum(FC_WIDTHS) + 1000  # 1000 ImageNet classes
     bn_params = 2 * sum(layer.channels for layer in convs)
     diff = got - count_parameters(name, batch_norm=batch_norm)
     if diff == -biases:
@@ -457,8 +466,6 @@ def check_param_count(fn: Callable) -> bool:
 
 def _small_vgg(num_classes: int = 5) -> nn.Module:
     """A narrow configuration-A network with the paper's 7×7 pooled map, for checks that need real numbers."""
-    from vgg_tutorial.models import vgg
-
     with torch.random.fork_rng():
         torch.manual_seed(0)
         return vgg("A", width=1 / 16, fc_width=32, num_classes=num_classes).eval()
@@ -668,8 +675,6 @@ def check_chance_loss(fn: Callable[[int], float]) -> bool:
 
 def _flops_slips(name: str, image_size: int, num_classes: int, reference: Callable[..., int]) -> dict[int, str]:
     """Training FLOPs that common slips give, with the slip, to recognise them in a wrong answer."""
-    from vgg_tutorial.accounting import count_macs
-
     right = reference(name, image_size, num_classes)
     macs = count_macs(name, image_size=image_size, num_classes=num_classes, weights_only=True)
     torchinfo_macs = count_macs(name, batch_norm=True, image_size=image_size, num_classes=num_classes)
@@ -693,12 +698,11 @@ def check_training_flops(fn: Callable[[str, int, int], int]) -> bool:
     Forward FLOPs are 2 × the multiply-accumulates of the weights alone (each weight times its input, at every output
     position; biases, batch norm, ReLU and pooling are left out, torchvision's "GFLOPS" convention), and a training
     step is 3 × the forward: the backward pass computes the gradients with respect to the inputs and to the weights,
-    each as costly as the forward. The reference is :func:`vgg_tutorial.bench.training_flops` (batch norm adds no
+    each as costly as the forward. The reference is :func:`vgg_tutorial.accounting.training_flops` (batch norm adds no
     weight products, so it does not change the count). Tried on D at 224 px with 1000 classes, and on other
     configurations and sizes with 10 classes, as in the benchmark.
     """
     __tracebackhide__ = True
-    from vgg_tutorial.bench import training_flops
 
     def reference(name: str, image_size: int, num_classes: int) -> int:
         return training_flops(name, batch_norm=True, image_size=image_size, num_classes=num_classes)

@@ -20,9 +20,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from vgg_tutorial.engine import Engine, make_optimizer
+from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
-from vgg_tutorial.train import Engine, epoch_loader, make_optimizer, set_epoch
+from vgg_tutorial.train import fit
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 #: The loss of a ten-class model that gives every class probability 1/10: ln 10.
@@ -115,21 +117,19 @@ def run(
     """
     torch.manual_seed(seed)
     train_set, val_set = data
-    train_loader = epoch_loader(train_set, batch_size=batch_size, seed=seed)
-    val_loader = DataLoader(val_set, batch_size=256)
-    engine = Engine("cpu", precision="fp32")
-    optimizer = make_optimizer(model, lr=lr)
-    history = []
-    for epoch in range(epochs):
-        set_epoch(train_loader, epoch, seed)
-        train = engine.train_one_epoch(model, train_loader, optimizer)
-        val = engine.evaluate(model, val_loader)
-        finite = math.isfinite(train["loss"]) and math.isfinite(val["loss"])
-        history.append(
-            {"epoch": epoch + 1, "train_loss": train["loss"], "val_loss": val["loss"], "val_top1": val["top1"]}
-            | {"finite": finite}
-        )
-    return history
+    history = fit(
+        model,
+        host_loader(train_set, batch_size=batch_size, seed=seed),
+        DataLoader(val_set, batch_size=256),
+        epochs=epochs,
+        optimizer=make_optimizer(model, lr=lr),
+        engine=Engine("cpu", precision="fp32"),
+        seed=seed,
+        verbose=False,
+    )
+    keys = ("epoch", "train_loss", "val_loss", "val_top1")
+    finite = [math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]) for row in history]
+    return [{key: row[key] for key in keys} | {"finite": ok} for row, ok in zip(history, finite)]
 
 
 def he_init(model: nn.Module) -> nn.Module:

@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 
 from vgg_tutorial.accounting import count_parameters, layer_stats
-from vgg_tutorial.configs import CONFIGS, FC_WIDTHS, INPUT_SIZE, PAPER_PARAMS_MILLIONS, weight_layers
+from vgg_tutorial.configs import CONFIGS, FC_WIDTHS, INPUT_SIZE, PAPER_PARAMS_MILLIONS, RECIPE, weight_layers
 
 
 @dataclass
@@ -177,18 +177,34 @@ def plot_cost_split(*, image_size: int = INPUT_SIZE):
     return fig
 
 
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def scientific(value: float) -> str:
+    """``5e-4`` as ``5·10⁻⁴`` and ``1e-2`` as ``10⁻²``, as the paper prints its numbers."""
+    mantissa, exponent = f"{value:e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = "10" + str(int(exponent)).translate(_SUPERSCRIPTS)
+    return power if mantissa == "1" else f"{mantissa}·{power}"
+
+
 #: §3 of the paper as a reference card: (what, the paper's choice, section, note on ambiguity or practice).
 RECIPE: list[tuple[str, str, str, str]] = [
     ("objective", "multinomial logistic regression (soft-max + cross-entropy)", "§3.1", ""),
-    ("optimiser", "mini-batch gradient descent with momentum 0.9", "§3.1", ""),
-    ("batch size", "256", "§3.1", "split over 4 GPUs (§3.3)"),
-    ("weight decay", "L2, multiplier 5·10⁻⁴", "§3.1", "torchvision's own recipe uses 1·10⁻⁴"),
-    ("dropout", "0.5 on the first two FC layers", "§3.1", ""),
+    ("optimiser", f"mini-batch gradient descent with momentum {RECIPE.momentum}", "§3.1", ""),
+    ("batch size", f"{RECIPE.batch_size}", "§3.1", "split over 4 GPUs (§3.3)"),
+    (
+        "weight decay",
+        f"L2, multiplier {scientific(RECIPE.weight_decay)}",
+        "§3.1",
+        "torchvision's own recipe uses 1·10⁻⁴",
+    ),
+    ("dropout", f"{RECIPE.dropout} on the first two FC layers", "§3.1", ""),
     (
         "learning rate",
-        "10⁻², divided by 10 when validation accuracy stopped improving",
+        f"{scientific(RECIPE.lr)}, divided by {round(1 / RECIPE.lr_factor)} when validation accuracy stopped improving",
         "§3.1",
-        "decreased 3 times; 'stopped improving' is not defined further",
+        f"decreased {RECIPE.lr_drops} times; 'stopped improving' is not defined further",
     ),
     ("length", "370K iterations (74 epochs)", "§3.1", ""),
     (

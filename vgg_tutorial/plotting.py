@@ -1,7 +1,7 @@
 """Figures for the training chapters: learning curves from a history, and a grid of sample images.
 
 Histories are the lists of per-epoch dicts that :func:`vgg_tutorial.train.fit` returns and writes to
-``history.json`` (read back with :func:`vgg_tutorial.train.read_history`). matplotlib is imported inside the
+``history.json`` (read back with :func:`vgg_tutorial.runs.read_history`). matplotlib is imported inside the
 functions, so the training path does not need it.
 """
 
@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from vgg_tutorial.transforms import IMAGENET_MEAN
 
@@ -62,7 +63,6 @@ def show_samples(dataset, class_names: Sequence[str], per_class: int = 4, title:
     image); the first ``per_class`` images of each class are shown, in dataset order.
     """
     import matplotlib.pyplot as plt
-    from torchvision.transforms.v2.functional import pil_to_tensor
 
     picked: dict[int, list[torch.Tensor]] = {label: [] for label in range(len(class_names))}
     for image, label in dataset:

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.models import VGG16_Weights
 from torchvision.transforms import v2
+
+from vgg_tutorial.configs import INPUT_SIZE, RECIPE
 
 #: ImageNet's RGB mean and standard deviation (for pixel values in [0, 1]), as torchvision's pretrained weights
 #: expect them. Read from the weights' own preprocessing so they are not retyped here.
@@ -25,8 +28,6 @@ IMAGENET_STD: tuple[float, ...]
 
 
 def _imagenet_stats() -> tuple[tuple[float, ...], tuple[float, ...]]:
-    from torchvision.models import VGG16_Weights
-
     preprocess = VGG16_Weights.IMAGENET1K_V1.transforms()
     return tuple(preprocess.mean), tuple(preprocess.std)
 
@@ -60,7 +61,7 @@ class PCAColorShift(nn.Module):
     (N, 3, H, W) gets one draw per image.
     """
 
-    def __init__(self, std: float = 0.1, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC) -> None:
+    def __init__(self, std: float = RECIPE.color_shift, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC) -> None:
         super().__init__()
         self.std = std
         self.register_buffer("eigval", torch.tensor(eigval, dtype=torch.float32), persistent=False)
@@ -105,11 +106,11 @@ def _rescale(scale: int | tuple[int, int]) -> nn.Module:
 
 
 def train_transform(
-    crop_size: int = 224,
-    scale: int | tuple[int, int] = 256,
+    crop_size: int = INPUT_SIZE,
+    scale: int | tuple[int, int] = RECIPE.scale,
     *,
     flip: bool = True,
-    color_shift: float = 0.1,
+    color_shift: float = RECIPE.color_shift,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] | None = None,
 ) -> v2.Compose:
@@ -135,8 +136,8 @@ def train_transform(
 
 
 def eval_transform(
-    scale: int = 256,
-    crop_size: int | None = 224,
+    scale: int = RECIPE.scale,
+    crop_size: int | None = INPUT_SIZE,
     *,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] | None = None,
@@ -155,4 +156,4 @@ def eval_transform(
 
 def default_scale(crop_size: int) -> int:
     """The training scale S that relates to ``crop_size`` as the paper's S = 256 relates to its 224 crop."""
-    return round(crop_size * 256 / 224)
+    return round(crop_size * RECIPE.scale / INPUT_SIZE)

@@ -1,28 +1,27 @@
-"""A training loader that keeps the whole decoded dataset next to the model and augments a batch at a time (§3.1).
+"""Two ways to batch the same training set, both with an order drawn from ``(seed, epoch)`` alone (§3.1).
 
-The usual pipeline decodes every JPEG again in every epoch, on the CPU, one image at a time, and then copies the
-batch to the GPU. Imagenette's training split, decoded once at the training scale S = 256, is 9,469 × 3 × 256 × 256
-bytes ≈ 1.9 GB of uint8: it fits in the memory of any recent GPU. :class:`DeviceLoader` holds it there (or in
-pinned host memory when it does not fit, see :func:`choose_storage`) and does the paper's training augmentation on
-the device, on the whole batch at once:
+- :func:`host_loader`: a ``DataLoader`` over a dataset whose transforms decode and augment one image at a time, on
+  the CPU, in worker processes;
+- :class:`DeviceLoader`: the whole split decoded once into a uint8 tensor (Imagenette's training split at the
+  training scale S = 256 is 9,469 × 3 × 256 × 256 bytes ≈ 1.9 GB), kept next to the model (or in pinned host memory
+  when it does not fit, see :func:`choose_storage`), and augmented there a whole batch at a time: a random crop and
+  flip as one gather, AlexNet's colour shift, the mean subtracted (§2.1), in the model's dtype and memory format.
 
-- a random ``crop_size`` crop per image (§3.1: "randomly cropped from rescaled training images, one crop per image
-  per SGD iteration"), and a random horizontal flip, both as one gather with per-image index arithmetic;
-- AlexNet's colour shift along the principal components of ImageNet's RGB values (α ~ N(0, 0.1) per image);
-- subtracting the mean RGB value (§2.1), then the model's dtype and memory format.
-
-The images are decoded at a fixed S (:func:`vgg_tutorial.data.decode_split`); scale jittering (S ∈ [256, 512])
-would need a resize per batch and is not done here. Every epoch visits every image exactly once, in an order drawn
-from ``(seed, epoch)`` alone, so a run resumed at epoch ``e`` (``set_epoch(e)``) sees the same batches as an
-uninterrupted one.
+:func:`vgg_tutorial.data.make_dataloaders` builds either from a dataset built once. Because the order of an epoch
+(and the seeds of its random augmentations) is a function of ``(seed, epoch)`` rather than a generator that
+advances, a run resumed at epoch ``e`` (:func:`set_epoch`) sees the same batches as an uninterrupted one. The
+device loader decodes at a fixed S; scale jittering (S ∈ [256, 512]) would need a resize per batch and is not done.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vgg_tutorial.configs import RECIPE
 from vgg_tutorial.transforms import IMAGENET_MEAN, pca_offsets
 
 #: Share of the GPU's total memory left free for the model, its gradients, optimizer state and activations.
@@ -51,11 +50,78 @@ def choose_storage(nbytes: int, device: torch.device | str, headroom: float = DE
     return "device" if fits_in_memory(nbytes, free, total, headroom) else "pinned"
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One seed per (run seed, epoch): the data order of an epoch depends on nothing else."""
+    return seed * 100_003 + epoch
+
+
 def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator on ``device`` whose state depends on ``(seed, epoch)`` only: the same pair, the same draws."""
-    from vgg_tutorial.train import epoch_seed  # one seed per (seed, epoch) for every loader of the package
-
     return torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# On the host: a DataLoader whose order and worker seeds derive from (seed, epoch)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class EpochSampler(Sampler[int]):
+    """A random permutation of the dataset per epoch, drawn from ``epoch_seed(seed, epoch)``.
+
+    Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``).
+    """
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.length, generator=epoch_generator(self.seed, self.epoch)).tolist())
+
+
+def host_loader(
+    dataset: Dataset, *, batch_size: int, seed: int = 0, num_workers: int = 0, pin_memory: bool = False
+) -> DataLoader:
+    """A training loader whose data order and worker seeds derive from ``(seed, epoch)`` (see :func:`set_epoch`).
+
+    Worker processes are not kept across epochs (``persistent_workers=False``): each epoch's workers are seeded
+    afresh from the loader's generator, which :func:`set_epoch` re-seeds, so random augmentations in workers are
+    reproduced on resume too. With ``num_workers=0`` the augmentations draw from the global torch generator, whose
+    state the checkpoint keeps.
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(dataset), seed),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def set_epoch(loader, epoch: int, seed: int) -> None:
+    """Prepare ``loader`` for ``epoch``: its order and its random augmentations then depend on (seed, epoch) only.
+
+    A :class:`DeviceLoader` draws both from its own (seed, epoch); a :func:`host_loader` re-seeds its sampler and
+    the generator its workers are seeded from. Other iterables (a plain validation ``DataLoader``) are left alone.
+    """
+    if isinstance(loader, DeviceLoader):
+        loader.set_epoch(epoch)
+        return
+    if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+    if getattr(loader, "generator", None) is not None:
+        loader.generator.manual_seed(epoch_seed(seed, epoch))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# On the device: the decoded split in one tensor, augmented a batch at a time
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def crop_and_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, size: int):
@@ -96,7 +162,7 @@ class DeviceLoader:
         shuffle: bool = True,
         drop_last: bool = False,
         flip: bool = True,
-        color_shift: float = 0.1,
+        color_shift: float = RECIPE.color_shift,
         mean: tuple[float, ...] = IMAGENET_MEAN,
         std: tuple[float, ...] | None = None,
         dtype: torch.dtype = torch.float32,
@@ -179,12 +245,3 @@ class DeviceLoader:
         scale = self._inv_std / 255
         out = crops.float().mul_(scale[None, :, None, None]).add_(shift[:, :, None, None])  # one new tensor, not three
         return out.to(dtype=self.dtype, memory_format=self.memory_format)
-
-
-def device_loader_from_folder(folder, scale: int, crop_size: int, **options) -> DeviceLoader:
-    """Decode an ImageFolder split once at ``scale`` (smaller side, centre-cropped square) and wrap it in a
-    :class:`DeviceLoader` of ``crop_size`` crops; ``options`` go to :class:`DeviceLoader`."""
-    from vgg_tutorial.data import decode_split
-
-    images, labels = decode_split(folder, scale)
-    return DeviceLoader(images, labels, crop_size=crop_size, **options)

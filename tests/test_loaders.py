@@ -1,17 +1,18 @@
-"""The device-resident loader: shapes, determinism, exact epochs, crops, flips, colour shift, storage choice."""
+"""The two loaders: the epoch-seeded host order, and the device-resident loader (shapes, determinism, exact
+epochs, crops, flips, colour shift, storage choice)."""
 
 import pytest
 import torch
 
-from vgg_tutorial.gpu_data import (
+from vgg_tutorial.data import make_dataloaders
+from vgg_tutorial.loaders import (
     DeviceLoader,
     choose_storage,
     crop_and_flip,
-    device_loader_from_folder,
     fits_in_memory,
     pca_offsets,
 )
-from vgg_tutorial.synthetic import make_synthetic, render_split
+from vgg_tutorial.synthetic import render_split
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
 
 SIDE = 16  # stored images are 16×16, so a pixel's value can encode its position: 16·row + column
@@ -142,7 +143,23 @@ def test_storage_is_chosen_from_the_free_memory_with_headroom():
 
 
 def test_loader_from_a_folder_of_jpegs(tmp_path):
-    folder = make_synthetic(tmp_path, image_size=36, train_per_class=2, val_per_class=1)
-    loader = device_loader_from_folder(folder / "train", 36, 32, batch_size=8)
-    assert loader.storage == "host" and loader.images.shape == (20, 3, 36, 36)
+    options = dict(image_size=32, batch_size=8, train_per_class=2, val_per_class=1, loader="device")
+    loader, _ = make_dataloaders("synthetic", tmp_path, **options)
+    assert loader.storage == "host" and loader.images.shape == (20, 3, 37, 37)  # decoded once at S = 32·256/224
     assert sorted(torch.cat([y for _, y in loader]).tolist()) == sorted(list(range(10)) * 2)
+
+
+def test_device_loader_batches_the_same_images_as_the_host_loader(tmp_path):
+    """Both loaders of make_dataloaders read one split: the same labels, and without augmentation the same pixels."""
+    options = dict(image_size=32, scale=32, batch_size=20, train_per_class=2, val_per_class=1, augment=False)
+    host, _ = make_dataloaders("synthetic", tmp_path, in_memory=True, **options)
+    device, _ = make_dataloaders("synthetic", tmp_path, in_memory=True, loader="device", **options)
+    (host_images, host_labels), (device_images, device_labels) = next(iter(host)), next(iter(device))
+    assert torch.equal(device_labels, host.dataset.labels[device.order(0)])
+    assert torch.equal(host_labels, device_labels)  # one order per (seed, epoch), whichever loader draws it
+    assert torch.allclose(host_images, device_images, atol=1e-6)
+
+
+def test_device_loader_refuses_scale_jittering(tmp_path):
+    with pytest.raises(ValueError, match="fixed scale"):
+        make_dataloaders("synthetic", tmp_path, image_size=16, scale=(18, 30), in_memory=True, loader="device")
