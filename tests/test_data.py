@@ -1,5 +1,6 @@
 """Imagenette's download and loading (against a miniature archive made here), loaders, and decode_split."""
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -37,8 +38,11 @@ def jpeg_bytes(label: int, height: int = 24, width: int = 36) -> bytes:
     return buffer.getvalue()
 
 
-def write_archive(path, top="imagenette2-160"):
-    """A miniature of fastai's archive: ``imagenette2-160/{train,val}/<wnid>/*.JPEG`` and its csv of labels."""
+def write_archive(path, top="imagenette2-160", extra=None):
+    """A miniature of fastai's archive: ``imagenette2-160/{train,val}/<wnid>/*.JPEG`` and its csv of labels.
+
+    ``extra``, if given, is called with the open ``TarFile`` to add more members at the end.
+    """
     with tarfile.open(path, "w:gz") as tar:
 
         def add(name, data):
@@ -51,27 +55,37 @@ def write_archive(path, top="imagenette2-160"):
             for label, wnid in enumerate(IMAGENETTE_WNIDS):
                 for index in range(count):
                     add(f"{split}/{wnid}/{wnid}_{index}.JPEG", jpeg_bytes(label))
+        if extra is not None:
+            extra(tar)
     return path
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """Serve a miniature archive over HTTP on localhost and point torchvision's "160px" entry at it (true md5).
+@contextlib.contextmanager
+def serving(archive, monkeypatch):
+    """Serve ``archive``'s folder over HTTP on localhost and point torchvision's "160px" entry at it (true md5).
 
     torchvision's downloader reads the response's length, which ``file://`` URLs lack, hence a real HTTP server.
     """
-    folder = tmp_path / "server"
-    folder.mkdir()
-    archive = write_archive(folder / "imagenette2-160.tgz")
-    handler = functools.partial(QuietHandler, directory=str(folder))
+    handler = functools.partial(QuietHandler, directory=str(archive.parent))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/{archive.name}"
     monkeypatch.setitem(Imagenette._ARCHIVES, "160px", (url, hashlib.md5(archive.read_bytes()).hexdigest()))
-    yield archive
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield archive
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A miniature archive served as Imagenette "160px" (see :func:`serving`)."""
+    folder = tmp_path / "server"
+    folder.mkdir()
+    with serving(write_archive(folder / "imagenette2-160.tgz"), monkeypatch) as archive:
+        yield archive
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
