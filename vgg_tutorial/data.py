@@ -198,7 +198,7 @@ def extract_tar(archive: Path, folder: Path) -> None:
 
 
 #: What a damaged (truncated, garbled) or refused archive raises while it is extracted.
-DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+_DAMAGED_ARCHIVE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def download_imagenette(root: str | Path, size: str = "160px", *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
@@ -225,16 +225,10 @@ def download_imagenette(root: str | Path, size: str = "160px", *, timeout: float
             download = staging / archive.name
             try:
                 _download(url, download, timeout)
-            except TimeoutError as error:
-                raise DatasetNotFoundError(
-                    f"downloading Imagenette ({size}) from {url} failed: the server sent nothing for {timeout:g} s"
-                ) from error
-            except (OSError, http.client.HTTPException, ValueError) as error:  # no network, 404, a bad URL
-                if isinstance(getattr(error, "reason", None), TimeoutError):  # urllib's wrapper of a timeout
-                    raise DatasetNotFoundError(
-                        f"downloading Imagenette ({size}) from {url} failed: no answer within {timeout:g} s"
-                    ) from error
-                raise DatasetNotFoundError(f"downloading Imagenette ({size}) from {url} failed: {error}") from error
+            except (OSError, http.client.HTTPException, ValueError) as error:  # no network, 404, silent server...
+                timed_out = isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError)
+                why = f"no answer from the server within {timeout:g} s" if timed_out else error  # urllib may wrap it
+                raise DatasetNotFoundError(f"downloading Imagenette ({size}) from {url} failed: {why}") from error
             if not check_integrity(str(download), md5):
                 raise DatasetNotFoundError(
                     f"downloading Imagenette ({size}) from {url} failed: the file is corrupted (its md5 is not {md5})"
@@ -242,7 +236,7 @@ def download_imagenette(root: str | Path, size: str = "160px", *, timeout: float
             download.rename(archive)  # kept, whatever fails next
         try:
             extract_tar(archive, staging)
-        except DAMAGED_ARCHIVE_ERRORS as error:
+        except _DAMAGED_ARCHIVE as error:
             archive.unlink()
             raise DatasetNotFoundError(
                 f"the Imagenette archive {archive} is damaged or unsafe ({type(error).__name__}: {error}); it has "

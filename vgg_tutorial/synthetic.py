@@ -250,22 +250,26 @@ def _write_split(folder: Path, split: str, image_size: int, per_class: int, seed
 
 @contextmanager
 def _locked(folder: Path):
-    """Hold an exclusive lock on ``folder`` (waiting for it if another process holds it); nothing on Windows.
+    """Hold an exclusive lock on ``folder``, waiting for it if another process holds it; yield whether it is held.
 
     The lock is ``fcntl.flock`` on the folder itself: no lock file is left behind, and the operating system releases
-    the lock when its process ends, even by ``kill -9``, so a crash never leaves it held.
+    the lock when its process ends, even by ``kill -9``, so a crash never leaves it held. Where there are no such
+    locks (Windows, some network drives) this yields ``False`` and goes on unlocked.
     """
     if fcntl is None:  # pragma: no cover - Windows
-        yield
+        yield False
         return
     handle = os.open(folder, os.O_RDONLY)
     try:
+        locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             print(f"waiting for another process writing into {folder} ...", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        except OSError:  # pragma: no cover - a file system without locks
+            locked = False
+        yield locked
     finally:
         os.close(handle)  # releases the lock
 
@@ -278,13 +282,12 @@ def publishing(target: Path):
     the staging folder and renames it into place (see :func:`publish`). Two processes that want the same ``target``
     take turns (so do two that make different datasets in the same folder: the lock is on ``target.parent``), so
     the second one can re-check what the first one published instead of deleting it. Once it is our turn, no live
-    process is making ``target``, so any staging folder of ``target`` still on disk was left by a
-    killed run and is removed. (On Windows, without locks, nothing is removed: a stale folder cannot be told from a
-    live one.)
+    process is making ``target``, so any staging folder of ``target`` still on disk was left by a killed run and is
+    removed. (Without a lock, nothing is removed: a stale folder cannot be told from a live one.)
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent):
-        if fcntl is not None:
+    with _locked(target.parent) as locked:
+        if locked:
             for stale in target.parent.glob(f".{target.name}.staging-*"):
                 shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
