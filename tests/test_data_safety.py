@@ -16,6 +16,7 @@ import pytest
 from test_data import jpeg_bytes, serving, write_archive
 from torchvision.datasets import Imagenette
 
+import vgg_tutorial.data as data_module
 import vgg_tutorial.synthetic as synthetic_module
 from vgg_tutorial.data import (
     IMAGENETTE_CLASSES,
@@ -36,35 +37,56 @@ TINY = dict(train_per_class=1, val_per_class=1)
 # Item 5: runs that share --data, and runs killed while generating.
 
 
-def test_concurrent_runs_share_one_copy(tmp_path, monkeypatch, capsys):
-    """The second run waits for the first, then uses its copy: it neither generates again nor replaces it."""
-    write_split = synthetic_module._write_split
-    writes, first_is_writing = [], threading.Event()
+def run_twice_together(module, name, monkeypatch, run):
+    """Call ``run()`` in a thread and, while that call is inside ``module.name`` (slowed down), call it again here.
 
-    def slow_write(folder, split, *args):
-        writes.append(split)
-        first_is_writing.set()
-        time.sleep(0.3)  # the second run starts meanwhile
-        write_split(folder, split, *args)
+    Returns the arguments ``module.name`` was called with, the thread's outcome and the second call's result.
+    """
+    original, calls, first_is_inside = getattr(module, name), [], threading.Event()
 
-    monkeypatch.setattr(synthetic_module, "_write_split", slow_write)
+    def slowed(*args):
+        calls.append(args)
+        first_is_inside.set()
+        time.sleep(0.3)  # the second call starts meanwhile
+        return original(*args)
+
+    monkeypatch.setattr(module, name, slowed)
     outcome = {}
 
-    def first_run():
+    def first():
         try:
-            outcome["folder"] = make_synthetic(tmp_path, image_size=16, **TINY)
+            outcome["result"] = run()
         except Exception as error:  # e.g. its staging folder deleted under it
             outcome["error"] = error
 
-    thread = threading.Thread(target=first_run)
+    thread = threading.Thread(target=first)
     thread.start()
-    assert first_is_writing.wait(10)
-    second = make_synthetic(tmp_path, image_size=16, **TINY)
+    assert first_is_inside.wait(10)
+    second = run()
     thread.join(10)
-    assert outcome == {"folder": second}
-    assert writes == ["train", "val"]  # generated once
+    return calls, outcome, second
+
+
+def test_concurrent_runs_share_one_synthetic_copy(tmp_path, monkeypatch, capsys):
+    """The second run waits for the first, then uses its copy: it neither generates again nor replaces it."""
+    calls, outcome, second = run_twice_together(
+        synthetic_module, "_write_split", monkeypatch, lambda: make_synthetic(tmp_path, image_size=16, **TINY)
+    )
+    assert outcome == {"result": second}
+    assert [split for _, split, *_ in calls] == ["train", "val"]  # generated once
     assert "waiting for another process" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["synthetic-16"]
+
+
+def test_concurrent_downloads_share_one_copy(tmp_path, monkeypatch):
+    (tmp_path / "server").mkdir()
+    root = tmp_path / "data"
+    with serving(write_archive(tmp_path / "server" / "imagenette2-160.tgz"), monkeypatch):
+        calls, outcome, second = run_twice_together(
+            data_module, "_download", monkeypatch, lambda: download_imagenette(root, "160px")
+        )
+    assert outcome == {"result": second} and len(calls) == 1  # downloaded once
+    assert sorted(p.name for p in root.iterdir()) == ["imagenette2-160", "imagenette2-160.tgz"]
 
 
 def test_staging_folder_of_a_killed_run_is_removed(tmp_path):
