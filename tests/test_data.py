@@ -1,5 +1,6 @@
 """Imagenette's download and loading (against a miniature archive made here), loaders, and decode_split."""
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -37,8 +38,11 @@ def jpeg_bytes(label: int, height: int = 24, width: int = 36) -> bytes:
     return buffer.getvalue()
 
 
-def write_archive(path, top="imagenette2-160"):
-    """A miniature of fastai's archive: ``imagenette2-160/{train,val}/<wnid>/*.JPEG`` and its csv of labels."""
+def write_archive(path, top="imagenette2-160", extra=None):
+    """A miniature of fastai's archive: ``imagenette2-160/{train,val}/<wnid>/*.JPEG`` and its csv of labels.
+
+    ``extra``, if given, is called with the open ``TarFile`` to add more members at the end.
+    """
     with tarfile.open(path, "w:gz") as tar:
 
         def add(name, data):
@@ -51,27 +55,37 @@ def write_archive(path, top="imagenette2-160"):
             for label, wnid in enumerate(IMAGENETTE_WNIDS):
                 for index in range(count):
                     add(f"{split}/{wnid}/{wnid}_{index}.JPEG", jpeg_bytes(label))
+        if extra is not None:
+            extra(tar)
     return path
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """Serve a miniature archive over HTTP on localhost and point torchvision's "160px" entry at it (true md5).
+@contextlib.contextmanager
+def serving(archive, monkeypatch):
+    """Serve ``archive``'s folder over HTTP on localhost and point torchvision's "160px" entry at it (true md5).
 
     torchvision's downloader reads the response's length, which ``file://`` URLs lack, hence a real HTTP server.
     """
-    folder = tmp_path / "server"
-    folder.mkdir()
-    archive = write_archive(folder / "imagenette2-160.tgz")
-    handler = functools.partial(QuietHandler, directory=str(folder))
+    handler = functools.partial(QuietHandler, directory=str(archive.parent))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/{archive.name}"
     monkeypatch.setitem(Imagenette._ARCHIVES, "160px", (url, hashlib.md5(archive.read_bytes()).hexdigest()))
-    yield archive
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield archive
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A miniature archive served as Imagenette "160px" (see :func:`serving`)."""
+    folder = tmp_path / "server"
+    folder.mkdir()
+    with serving(write_archive(folder / "imagenette2-160.tgz"), monkeypatch) as archive:
+        yield archive
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -272,3 +286,23 @@ def test_network_error_is_a_dataset_error(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError, match="failed"):
         download_imagenette(tmp_path / "data", "160px")
     assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_decode_split_ignores_hidden_folders(tmp_path):
+    folder = make_synthetic(tmp_path, image_size=24, train_per_class=1, val_per_class=1)
+    clean, clean_labels = decode_split(folder / "val", 16, wnids=SYNTHETIC_WNIDS)
+    (folder / "val" / ".ipynb_checkpoints").mkdir()
+    (folder / "val" / ".ipynb_checkpoints" / "x.JPEG").write_bytes(jpeg_bytes(0))
+    images, labels = decode_split(folder / "val", 16)
+    assert torch.equal(images, clean) and torch.equal(labels, clean_labels)
+
+
+@pytest.mark.parametrize("loader", ["host", "device"])
+def test_unreadable_image_stops_the_loaders_before_training_with_its_path(tmp_path, loader):
+    folder = make_synthetic(tmp_path, image_size=24, train_per_class=2, val_per_class=1)
+    bad = next((folder / "val" / SYNTHETIC_WNIDS[3]).glob("*.JPEG"))
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated: the header survives, the pixels do not
+    with pytest.raises(DatasetNotFoundError, match=bad.name):
+        make_dataloaders(
+            "synthetic", tmp_path, image_size=16, scale=24, train_per_class=2, val_per_class=1, loader=loader
+        )

@@ -1,22 +1,26 @@
-"""Datasets and data loaders: Imagenette through torchvision, and the embedded synthetic dataset.
+"""Datasets and data loaders: Imagenette in torchvision's layout, and the embedded synthetic dataset.
 
 The paper trains on ImageNet (ILSVRC-2012, 1.3M images, 1000 classes, §4). This book trains on Imagenette
-(Howard 2019), ten easy ImageNet classes, through :class:`torchvision.datasets.Imagenette`, or, where Imagenette
-cannot be downloaded, on the synthetic dataset of :mod:`vgg_tutorial.synthetic`. Both live on disk in the same
-layout, ``<folder>/{train,val}/<wnid>/*.JPEG``, and both go through the transforms of :mod:`vgg_tutorial.transforms`.
+(Howard 2019), ten easy ImageNet classes, from the archive and in the folder layout of torchvision's
+:class:`~torchvision.datasets.Imagenette`, or, where Imagenette cannot be downloaded, on the synthetic dataset of
+:mod:`vgg_tutorial.synthetic`. Both live on disk in the same layout, ``<folder>/{train,val}/<wnid>/*.JPEG``, and
+both go through the transforms of :mod:`vgg_tutorial.transforms`.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import gzip
+import http.client
+import tarfile
+import urllib.request
+import zlib
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder, Imagenette
-from torchvision.datasets.folder import find_classes, make_dataset, pil_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset, pil_loader
 from torchvision.datasets.utils import check_integrity
 from torchvision.transforms.v2 import functional as F
 
@@ -24,9 +28,12 @@ from vgg_tutorial.configs import RECIPE
 from vgg_tutorial.loaders import DeviceLoader, host_loader
 from vgg_tutorial.synthetic import (
     IMAGENETTE_PER_CLASS,
+    SPLITS,
     SYNTHETIC_CLASSES,
+    SYNTHETIC_WNIDS,
     SyntheticShapes,
     make_synthetic,
+    publishing,
     render_split,
     synthetic_dir,
 )
@@ -40,8 +47,14 @@ IMAGENETTE_WNIDS: tuple[str, ...] = tuple(sorted(Imagenette._WNID_TO_CLASS))
 IMAGENETTE_CLASSES: tuple[str, ...] = tuple(Imagenette._WNID_TO_CLASS[wnid][0] for wnid in IMAGENETTE_WNIDS)
 
 DATASETS = ("synthetic", "imagenette")
+#: The class folders of each dataset, in label order.
+WNIDS = {"synthetic": SYNTHETIC_WNIDS, "imagenette": IMAGENETTE_WNIDS}
 #: How the training split is batched: decoded per batch on the host, or decoded once and augmented on the device.
 LOADERS = ("host", "device")
+
+#: Seconds a download waits for the server to send anything (connect, answer, next bytes) before giving up. It is
+#: not a limit on the whole download, which takes minutes on a slow line.
+DOWNLOAD_TIMEOUT = 60.0
 
 
 class DatasetNotFoundError(RuntimeError):
@@ -61,57 +74,202 @@ def _check_size(size: str) -> str:
     return size
 
 
+def class_folders(split_folder: Path, wnids: tuple[str, ...]) -> dict[str, int]:
+    """Check that ``split_folder`` has one folder per class in ``wnids`` and no other; return wnid → label.
+
+    Labels follow the order of ``wnids``, never what happens to be on disk: torchvision's ``ImageFolder`` numbers
+    the folders it finds, so there a deleted class folder silently shifts the labels of every class after it, and
+    an extra one adds a class the network has no output for. Here either raises :class:`DatasetNotFoundError`
+    naming the expected folders. Hidden folders such as ``.ipynb_checkpoints`` (which Jupyter creates) are ignored.
+    """
+    if not split_folder.is_dir():
+        raise DatasetNotFoundError(f"{split_folder} is missing")
+    found = {entry.name for entry in split_folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")}
+    missing = [wnid for wnid in wnids if wnid not in found]
+    extra = sorted(found - set(wnids))
+    problems = [f"missing {', '.join(missing)}"] if missing else []
+    problems += [f"not a class {', '.join(extra)}"] if extra else []
+    if problems:
+        raise DatasetNotFoundError(
+            f"{split_folder} must hold exactly one folder per class, {', '.join(wnids)} ({'; '.join(problems)}). "
+            f"Move other folders elsewhere, or delete {split_folder.parent} to make or download it again"
+        )
+    return {wnid: label for label, wnid in enumerate(wnids)}
+
+
+class CheckedImageFolder(ImageFolder):
+    """torchvision's ``ImageFolder`` whose class folders must be exactly ``wnids``, labelled in that order.
+
+    ``classes`` holds the readable names, ``wnids`` the folder names; see :func:`class_folders` for the checks.
+    """
+
+    def __init__(self, root: str | Path, wnids: tuple[str, ...], classes: tuple[str, ...], transform=None):
+        self.wnids = list(wnids)
+        super().__init__(root, transform=transform)  # calls find_classes below
+        self.classes = list(classes)
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        class_to_idx = class_folders(Path(directory), tuple(self.wnids))
+        return list(class_to_idx), class_to_idx
+
+
 def check_image_folder(folder: Path, wnids: tuple[str, ...] = IMAGENETTE_WNIDS) -> None:
-    """Raise :class:`DatasetNotFoundError` unless ``folder`` has ``train`` and ``val``, each with a non-empty folder
-    of JPEGs per class."""
-    for split in ("train", "val"):
+    """Raise :class:`DatasetNotFoundError` unless ``folder`` has ``train`` and ``val``, each with exactly one
+    non-empty folder of JPEGs per class (see :func:`class_folders`)."""
+    for split in SPLITS:
+        class_folders(folder / split, wnids)
         for wnid in wnids:
             class_dir = folder / split / wnid
-            if not class_dir.is_dir() or next(class_dir.glob("*.JPEG"), None) is None:
-                raise DatasetNotFoundError(f"{class_dir} is missing or has no images")
+            if next(class_dir.glob("*.JPEG"), None) is None:
+                raise DatasetNotFoundError(f"{class_dir} has no images")
 
 
-def download_imagenette(root: str | Path, size: str = "160px") -> Path:
+def find_unreadable_images(folder: str | Path) -> list[tuple[Path, str]]:
+    """Every image file under ``folder`` that PIL cannot decode (empty, truncated, not an image), with the reason.
+
+    A data loader meets such a file only when it reaches it, in the middle of an epoch; this finds them all before
+    training starts. Each image is decoded completely, in JPEG's draft mode (at 1/8 of the resolution, which still
+    reads every byte of the file). Hidden folders (``.ipynb_checkpoints``) are skipped, as the loaders skip them.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    unreadable = []
+    for path in sorted(folder.rglob("*")):
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if hidden or not path.is_file() or path.suffix.lower() not in IMG_EXTENSIONS:
+            continue
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (1, 1))  # smallest size the decoder offers; only JPEGs have a draft mode
+                image.load()
+        except Exception as error:  # whatever PIL raises here, the loader would raise in the middle of an epoch
+            unreadable.append((path, f"{type(error).__name__}: {error}"))
+    return unreadable
+
+
+def check_readable_images(folder: str | Path) -> None:
+    """Raise :class:`DatasetNotFoundError` listing the unreadable images under ``folder``, if there are any."""
+    unreadable = find_unreadable_images(folder)
+    if unreadable:
+        listed = "\n".join(f"  {path} ({reason})" for path, reason in unreadable[:20])
+        more = f"\n  ... and {len(unreadable) - 20} more" if len(unreadable) > 20 else ""
+        raise DatasetNotFoundError(
+            f"{len(unreadable)} image(s) under {folder} cannot be read; delete or replace them:\n{listed}{more}"
+        )
+
+
+def _download(url: str, path: Path, timeout: float) -> None:
+    """Save ``url`` as ``path``, with a progress bar; give up if the server is silent for ``timeout`` seconds.
+
+    torchvision's ``download_url`` sets no timeout, so a server that accepts the connection but never answers
+    would make it wait forever.
+    """
+    from tqdm.auto import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": "vgg_tutorial"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as file:
+        with tqdm(total=response.length, unit="B", unit_scale=True, desc=path.name) as progress:
+            while chunk := response.read(1 << 20):
+                file.write(chunk)
+                progress.update(len(chunk))
+
+
+def _unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why extracting ``member`` could write outside the target folder, or ``None`` if it is a plain file or
+    folder with a relative path that stays inside."""
+    paths = PurePosixPath(member.name), PureWindowsPath(member.name)  # "/x", "C:\\x", "..\\x" are all unsafe
+    if any(path.is_absolute() or path.drive or path.root for path in paths):
+        return "has an absolute path"
+    if any(".." in path.parts for path in paths):
+        return "climbs out of the folder with '..'"
+    if not (member.isfile() or member.isdir()):
+        return "is a link or a special file"
+    return None
+
+
+def extract_tar(archive: Path, folder: Path) -> None:
+    """Extract the tar archive ``archive`` into ``folder``, refusing any member that could land outside it.
+
+    ``tarfile`` alone would follow ``../``, absolute paths and links wherever they point. Every member is checked
+    first (:func:`_unsafe_member`: plain files and folders with relative paths only; Imagenette has nothing else),
+    and where Python has it (3.12, and security releases of 3.8 to 3.11) tarfile's own ``filter="data"`` checks
+    again. A refused member raises ``tarfile.TarError``; so does a damaged archive (or ``EOFError``, ``zlib.error``).
+    """
+    with tarfile.open(archive) as tar:
+        for member in tar:  # one pass over the compressed stream: check a member, then extract it
+            reason = _unsafe_member(member)
+            if reason is not None:
+                raise tarfile.TarError(f"refusing to extract member {member.name!r}: it {reason}")
+            if hasattr(tarfile, "data_filter"):
+                tar.extract(member, folder, filter="data")
+            else:  # pragma: no cover - Pythons without extraction filters
+                tar.extract(member, folder)
+
+
+#: What a damaged (truncated, garbled) or refused archive raises while it is extracted.
+_DAMAGED_ARCHIVE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def download_imagenette(root: str | Path, size: str = "160px", *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
     """Download and extract Imagenette of ``size`` into ``root`` (if not already there) and return its folder.
 
-    The download, md5 check and extraction are torchvision's (``Imagenette(..., download=True)``), run inside a
-    temporary folder next to the target; only a complete extraction is moved into place, in one rename. A corrupt
-    download (wrong md5) raises and leaves nothing behind. The archive is kept in ``root`` so a later call does not
-    download it again.
+    The URL, md5 and folder layout are torchvision's (``Imagenette._ARCHIVES``); the download waits at most
+    ``timeout`` seconds for each answer of the server. It is extracted inside a temporary folder next to the target,
+    refusing members that would write outside it (:func:`extract_tar`), and only a complete extraction is moved into
+    place, in one rename. A corrupt download (wrong md5) raises and leaves nothing behind; so does a damaged archive,
+    deleted so that the next call downloads it again. An intact archive is kept in ``root`` so a later call does not
+    download it again. Runs started together on the same ``root`` take turns (see
+    :func:`~vgg_tutorial.synthetic.publishing`): the second one uses what the first one downloaded.
     """
     target = imagenette_dir(root, size)
     if target.is_dir():
         return target
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     url, md5 = Imagenette._ARCHIVES[size]
-    archive = root / Path(url).name
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-    try:
-        if archive.is_file():  # torchvision re-checks its md5 and downloads again if it is corrupt
-            archive.rename(staging / archive.name)
+    archive = Path(root) / Path(url).name
+    with publishing(target) as staging:
+        if target.is_dir():  # another process finished it while this one waited for its turn
+            return target
+        if not check_integrity(str(archive), md5):
+            archive.unlink(missing_ok=True)  # a corrupt archive is never kept
+            download = staging / archive.name
+            try:
+                _download(url, download, timeout)
+            except (OSError, http.client.HTTPException, ValueError) as error:  # no network, 404, silent server...
+                timed_out = isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError)
+                why = f"no answer from the server within {timeout:g} s" if timed_out else error  # urllib may wrap it
+                raise DatasetNotFoundError(f"downloading Imagenette ({size}) from {url} failed: {why}") from error
+            if not check_integrity(str(download), md5):
+                raise DatasetNotFoundError(
+                    f"downloading Imagenette ({size}) from {url} failed: the file is corrupted (its md5 is not {md5})"
+                )
+            download.rename(archive)  # kept, whatever fails next
         try:
-            Imagenette(staging, split="train", size=size, download=True)
-        except (RuntimeError, OSError) as error:  # torchvision's "File not found or corrupted.", network errors
-            raise DatasetNotFoundError(f"downloading Imagenette ({size}) from {url} failed: {error}") from error
+            extract_tar(archive, staging)
+        except _DAMAGED_ARCHIVE as error:
+            archive.unlink()
+            raise DatasetNotFoundError(
+                f"the Imagenette archive {archive} is damaged or unsafe ({type(error).__name__}: {error}); it has "
+                f"been deleted: run again to download it again"
+            ) from error
         check_image_folder(staging / target.name)
         (staging / target.name).rename(target)
-    finally:
-        if check_integrity(str(staging / archive.name), md5):  # whatever else failed, an intact archive is kept
-            (staging / archive.name).rename(archive)
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
 def imagenette(
     root: str | Path, split: str = "train", size: str = "160px", *, download: bool = False, transform=None
-) -> Imagenette:
-    """Imagenette's ``split`` ("train" or "val") at ``size`` ("160px", "320px", "full"), as torchvision's dataset.
+) -> CheckedImageFolder:
+    """Imagenette's ``split`` ("train" or "val") at ``size`` ("160px", "320px", "full"), in torchvision's layout.
 
     With ``download=True`` it is fetched first (see :func:`download_imagenette`). A missing or incomplete copy
-    raises :class:`DatasetNotFoundError` saying what to run.
+    raises :class:`DatasetNotFoundError` saying what to run. The dataset is a :class:`CheckedImageFolder`: labels
+    follow :data:`IMAGENETTE_WNIDS` and hidden folders such as ``.ipynb_checkpoints`` are ignored (torchvision's
+    ``Imagenette`` takes them for classes and fails with a ``KeyError``).
     """
     _check_size(size)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if download:
         download_imagenette(root, size)
     folder = imagenette_dir(root, size)
@@ -123,15 +281,13 @@ def imagenette(
             f"imagenette({str(root)!r}, size={size!r}, download=True), or run "
             f"python -m vgg_tutorial.train --dataset imagenette --download"
         ) from None
-    return Imagenette(root, split=split, size=size, transform=transform)
+    return CheckedImageFolder(folder / split, IMAGENETTE_WNIDS, IMAGENETTE_CLASSES, transform=transform)
 
 
 def synthetic(root: str | Path, split: str = "train", image_size: int = 160, *, transform=None, **options) -> Dataset:
     """The synthetic dataset's ``split`` from disk (generated first if needed, see :func:`make_synthetic`)."""
     folder = make_synthetic(root, image_size=image_size, **options)
-    dataset = ImageFolder(folder / split, transform=transform)
-    dataset.classes = list(SYNTHETIC_CLASSES)  # readable names instead of the folder names
-    return dataset
+    return CheckedImageFolder(folder / split, SYNTHETIC_WNIDS, SYNTHETIC_CLASSES, transform=transform)
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
@@ -238,7 +394,7 @@ def make_dataloaders(
             images, labels = render_split("train", image_size=high, per_class=counts["train_per_class"], seed=data_seed)
         else:
             folder = imagenette_dir(root, size) if dataset == "imagenette" else synthetic_dir(root, high)
-            images, labels = decode_split(folder / "train", high)
+            images, labels = decode_split(folder / "train", high, wnids=WNIDS[dataset])
         if not augment:  # rescale and centre crop only, as the host loader's eval_transform(S, crop)
             images = F.center_crop(images, [image_size])
         train_loader = DeviceLoader(
@@ -255,6 +411,9 @@ def make_dataloaders(
             memory_format=memory_format,
             seed=seed,
         )
+    if isinstance(val_set, ImageFolder):  # images on disk: find unreadable files now, not in the middle of an epoch
+        for split in SPLITS:
+            check_readable_images(Path(val_set.root).parent / split)
     val_loader = DataLoader(
         val_set,
         batch_size=batch_size,
@@ -266,17 +425,22 @@ def make_dataloaders(
     return train_loader, val_loader
 
 
-def decode_split(folder: str | Path, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_split(
+    folder: str | Path, image_size: int, wnids: tuple[str, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode an ImageFolder-layout split once: uint8 images N×3×``image_size``×``image_size`` and int64 labels.
 
-    Every image is resized so its smaller side is ``image_size`` and centre-cropped to a square; labels follow the
-    sorted class folders (as in ``ImageFolder``). For a pipeline that keeps the whole split on the GPU and augments
-    there, instead of decoding JPEGs every epoch.
+    Every image is resized so its smaller side is ``image_size`` and centre-cropped to a square; labels follow
+    ``wnids``, the expected class folders (default: the folder's own, sorted, hidden ones such as
+    ``.ipynb_checkpoints`` left out; see :func:`class_folders`). For a pipeline that keeps the whole split on the GPU
+    and augments there, instead of decoding JPEGs every epoch.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetNotFoundError(f"no image folder at {folder}")
-    _, class_to_idx = find_classes(folder)
+    if wnids is None:
+        wnids = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    class_to_idx = class_folders(folder, wnids)
     samples = make_dataset(folder, class_to_idx, extensions=(".jpeg", ".jpg", ".png"))
     images = torch.empty(len(samples), 3, image_size, image_size, dtype=torch.uint8)
     for index, (path, _) in enumerate(samples):

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vgg_tutorial.engine import Engine, make_optimizer
+from vgg_tutorial.engine import Engine, make_optimizer, progress
 from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
+from vgg_tutorial.runs import atomic_write_text, machine
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -236,9 +237,6 @@ def study(
     study continues where it stopped; experiments no longer in :data:`EXPERIMENTS` are dropped from it. It also
     records the machine, the versions and the command.
     """
-    from vgg_tutorial.bench import machine
-    from vgg_tutorial.train import atomic_write_text, progress
-
     path = Path(path)
     results = json.loads(path.read_text()) if path.exists() else {}
     if results and (results["epochs"], results["data"]) != (epochs, STUDY_DATA):
@@ -248,7 +246,7 @@ def study(
     for name in names or []:
         if name not in EXPERIMENTS:
             raise KeyError(f"unknown experiment {name!r}; choose from: {', '.join(EXPERIMENTS)}")
-    results |= {"command": command, "machine": machine(torch.device("cpu"))}
+    results |= {"command": command, "machine": machine("cpu")}
     data = demo_data(**STUDY_DATA)
     todo = [(name, seed) for name in names or EXPERIMENTS for seed in range(seeds)]
     for name, seed in progress(todo, desc="runs"):

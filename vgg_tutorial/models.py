@@ -9,6 +9,9 @@ shrink every layer (``width``, ``fc_width``, ``pooled_size``) so that the traini
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import nn
 
@@ -91,6 +94,11 @@ def check_images(x: torch.Tensor) -> torch.Tensor:
             f"(shape {tuple(x.shape)}); channels-last images need x.permute(0, 3, 1, 2)"
         )
     check_input_size(min(x.shape[2], x.shape[3]))
+    if not x.is_floating_point():
+        raise ValueError(
+            f"VGG expects floating-point images, got {x.dtype}; for uint8 pixels in 0-255 use x.float() / 255, then "
+            f"normalise as vgg_tutorial.transforms does"
+        )
     return x
 
 
@@ -107,7 +115,11 @@ class VGG(nn.Module):
         self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(check_images(x))
+        x = check_images(x)
+        weight = self.features[0].weight  # every configuration starts with a convolution
+        if x.dtype == torch.float64 and weight.dtype != torch.float64:
+            raise ValueError(f"the images are float64 but the model's weights are {weight.dtype}: use x.float()")
+        x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)  # keeps the batch dimension, whatever the input size
         return self.classifier(x)
@@ -146,6 +158,25 @@ def init_weights(model: nn.Module, scheme: str = "torchvision") -> nn.Module:
     return model
 
 
+def check_arguments(*, batch_norm: bool, num_classes: int, width: float, fc_width: int, pooled_size: int) -> None:
+    """Raise a ``TypeError`` or ``ValueError`` naming the valid values unless :func:`vgg`'s arguments make sense.
+
+    Without these checks ``batch_norm="no"`` would add batch norm (a non-empty string is true), ``num_classes=0``
+    would build a network with no outputs, and ``width=float("nan")`` would fail deep inside PyTorch.
+    """
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+    for name, value in (("num_classes", num_classes), ("fc_width", fc_width), ("pooled_size", pooled_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if isinstance(width, bool) or not isinstance(width, numbers.Real):
+        raise TypeError(f"width must be a number greater than 0 (1.0 is the paper's size), got {width!r}")
+    if not (math.isfinite(width) and width > 0):
+        raise ValueError(f"width must be a finite number greater than 0 (1.0 is the paper's size), got {width}")
+
+
 def vgg(
     name: str,
     *,
@@ -163,10 +194,14 @@ def vgg(
     batch_norm=True)`` is ``vgg16_bn``). ``width`` scales every convolution's channel count, ``fc_width`` sets the
     two hidden FC layers and ``pooled_size`` the side of the adaptive average pool; a small model for CPU training
     is, for instance, ``vgg("A", width=1/8, fc_width=256, pooled_size=1, num_classes=10)``.
-    An unknown ``name`` raises a ``KeyError`` that lists the valid ones.
+    An unknown ``name`` raises a ``KeyError`` that lists the valid ones; other nonsense (``num_classes=0``,
+    ``batch_norm="no"``, ``width=0``) raises an error naming the valid values (see :func:`check_arguments`).
     """
     if init not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {init!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    check_arguments(
+        batch_norm=batch_norm, num_classes=num_classes, width=width, fc_width=fc_width, pooled_size=pooled_size
+    )
     features = make_features(name, batch_norm=batch_norm, width=width)
     last_channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
     classifier = make_classifier(

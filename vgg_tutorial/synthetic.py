@@ -16,10 +16,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+try:  # advisory file locks: Linux and macOS (Colab included); not on Windows
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 import torch
 from torch.utils.data import Dataset
@@ -241,6 +248,74 @@ def _write_split(folder: Path, split: str, image_size: int, per_class: int, seed
             Image.fromarray(pixels[offset]).save(path, format="JPEG", quality=quality)
 
 
+@contextmanager
+def _locked(folder: Path):
+    """Hold an exclusive lock on ``folder``, waiting for it if another process holds it; yield whether it is held.
+
+    The lock is ``fcntl.flock`` on the folder itself: no lock file is left behind, and the operating system releases
+    the lock when its process ends, even by ``kill -9``, so a crash never leaves it held. Where there are no such
+    locks (Windows, some network drives) this yields ``False`` and goes on unlocked.
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield False
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        locked = True
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process writing into {folder} ...", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # pragma: no cover - a file system without locks
+            locked = False
+        yield locked
+    finally:
+        os.close(handle)  # releases the lock
+
+
+@contextmanager
+def publishing(target: Path):
+    """Take turns with other processes on ``target``'s folder and yield a fresh staging folder, removed on exit.
+
+    Whoever makes or replaces ``target`` (a dataset folder) does it inside this block: it builds the new folder in
+    the staging folder and renames it into place (see :func:`publish`). Two processes that want the same ``target``
+    take turns (so do two that make different datasets in the same folder: the lock is on ``target.parent``), so
+    the second one can re-check what the first one published instead of deleting it. Once it is our turn, no live
+    process is making ``target``, so any staging folder of ``target`` still on disk was left by a killed run and is
+    removed. (Without a lock, nothing is removed: a stale folder cannot be told from a live one.)
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.parent) as locked:
+        if locked:
+            for stale in target.parent.glob(f".{target.name}.staging-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(folder: Path, target: Path, staging: Path) -> None:
+    """Move the finished ``folder`` to ``target``, replacing an older ``target`` (call inside :func:`publishing`).
+
+    The old copy is first renamed into ``staging`` and deleted with it, so nobody ever sees a half-deleted or
+    half-written ``target``: it is the old complete folder, then (for an instant) none, then the new one.
+    """
+    if target.exists():
+        target.rename(staging / "replaced")
+    folder.rename(target)
+
+
+def _read_marker(folder: Path) -> dict | None:
+    """The settings recorded in ``folder``'s marker file, or ``None`` if it has none (or an unreadable one)."""
+    try:
+        return json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def make_synthetic(
     root: str | Path,
     *,
@@ -259,6 +334,10 @@ def make_synthetic(
     Idempotent: a complete copy made with the same arguments is reused. Completeness is recorded by a marker file
     written last; the images are generated in a temporary folder and moved into place in one rename, so an
     interrupted run never leaves a folder that looks like a dataset. A copy made with other arguments is replaced.
+
+    Safe for runs started together on the same ``root``: they take turns (see :func:`publishing`), and one that
+    finds the copy the other has just made uses it instead of making it again. A staging folder left behind by a
+    killed run is removed by the next one.
     """
     target = synthetic_dir(root, image_size)
     settings = {
@@ -268,19 +347,15 @@ def make_synthetic(
         "seed": seed,
         "quality": quality,
     }
-    marker = target / MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if _read_marker(target) == settings:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with publishing(target) as staging:
+        if _read_marker(target) == settings:  # made by another process while this one waited for its turn
+            return target
+        folder = staging / target.name
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
             with _one_thread():
-                _write_split(staging / split, split, image_size, per_class, seed, quality)
-        (staging / MARKER).write_text(json.dumps(settings, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                _write_split(folder / split, split, image_size, per_class, seed, quality)
+        (folder / MARKER).write_text(json.dumps(settings, indent=2) + "\n")
+        publish(folder, target, staging)
     return target
