@@ -188,50 +188,7 @@ def test_chapter3_parameter_table():
     assert with_bn["D"] - 138_357_544 == 8_448
 
 
-def test_chapter3_one_by_one_layers():
-    features = on_meta("C").features
-    found = {i: sum(p.numel() for p in m.parameters()) for i, m in enumerate(features) if _is_1x1(m)}
-    assert found == {14: 65_792, 21: 262_656, 28: 262_656}
-    torch.manual_seed(0)
-    conv1x1, linear = nn.Conv2d(256, 256, kernel_size=1), nn.Linear(256, 256)
-    linear.weight.data, linear.bias.data = conv1x1.weight.data.flatten(1), conv1x1.bias.data
-    x = torch.randn(2, 256, 14, 14)
-    assert torch.allclose(conv1x1(x), linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), atol=1e-5)
-
-
-def _is_1x1(module):
-    return isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
-
-
-def test_chapter3_lrn_pitfall_numbers():
-    torch.manual_seed(0)
-    a = 30 * torch.randn(1, 64, 8, 8, dtype=torch.float64)
-    squares = a**2
-    window_sum = torch.stack([squares[:, max(0, i - 2) : i + 3].sum(1) for i in range(64)], dim=1)
-    expected = a / (2 + 1e-4 * window_sum) ** 0.75
-    assert torch.allclose(alexnet_lrn()(a), expected)
-    naive = nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)(a)
-    assert round((naive - expected).abs().max().item(), 1) == 14.8
-    assert round(a.abs().mean().item(), 1) == 23.8
-
-
-def test_chapter3_init_table():
-    torch.manual_seed(0)
-    model = vgg("A")
-    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
-    probes = [convs[1], convs[7], linears[0], linears[2]]
-    expected = {
-        "paper": [0.1002, 0.1, 0.1, 0.1],
-        "glorot": [0.034, 0.0147, 0.0083, 0.0198],
-        "torchvision": [0.0417, 0.0208, 0.01, 0.01],
-    }
-    for scheme, stds in expected.items():
-        init_weights(model, scheme)
-        assert [round(layer.weight.std().item(), 4) for layer in probes] == stds, scheme
-
-
-def test_chapter3_error_messages():
+def test_error_messages_name_the_valid_values():
     with pytest.raises(KeyError) as error:
         vgg("VGG16")
     assert str(error.value) == "\"unknown VGG configuration 'VGG16'; valid names are: A, A-LRN, B, C, D, E\""
