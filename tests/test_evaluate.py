@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as F
 
 from vgg_tutorial import evaluate as ev
 from vgg_tutorial import views as vw
@@ -167,6 +168,20 @@ def test_views_give_soft_max_posteriors_of_the_right_inputs(tiny):
         torch.testing.assert_close(probs[1], model(crops).softmax(dim=1).mean(dim=0))
         assert flops == 3 * 50 * vw.forward_flops(model, 32, 32)
     assert torch.allclose(probs.sum(dim=1), torch.ones(3))
+
+
+def test_images_of_several_sizes_pil_or_tensor_are_evaluated_one_size_at_a_time(tiny):
+    model, images = tiny
+    wide, tall = images[0][:, :40, :], images[1][:, :, :40]  # 40×48 and 48×40
+    views = vw.Views(model, 32)
+    probs, flops = views.posteriors("dense-flipped", 40, [wide, tall, wide])
+    alone = [views.posteriors("dense-flipped", 40, [image])[0][0] for image in (wide, tall, wide)]
+    torch.testing.assert_close(probs, torch.stack(alone))
+    assert flops == 2 * vw.forward_flops(views.dense, 40, 48) + vw.forward_flops(views.dense, 48, 40)
+    dataset = [(F.to_pil_image(wide), 0), (tall, 1)]  # Imagenette gives PIL images, the in-memory set tensors
+    results = ev.evaluate(model, dataset, crop_size=32, plan=ev.protocols(["dense"], 40))
+    assert results["dense Q=40"]["images"] == 2
+    assert results["dense Q=40"]["forward_flops_per_image"] == vw.forward_flops(views.dense, 40, 48)  # same cost
 
 
 class FakeViews:
