@@ -6,7 +6,7 @@ measures the top-1 and top-5 error of
 - ``center``: one centre crop at the test scale Q (what validation during training does);
 - ``dense``: the fully convolutional net (§3.2) on the whole image, its class score map spatially averaged;
 - ``dense+flip``: the same on the image and its horizontal flip;
-- ``multicrop``: the 50 crops of §4.3, a 5 × 5 grid and its flips (:mod:`vgg_tutorial.views`);
+- ``multicrop``: 50 crops per scale (§3.2, §4.3), a 5 × 5 grid and its flips (:mod:`vgg_tutorial.views`);
 - ``dense+multicrop``: the two methods together (Table 5's best row);
 
 each at a single scale Q or averaged over several (§4.2, Table 4). As in the paper, what is averaged over views,
@@ -113,7 +113,7 @@ def combine(method: str, probs: dict[str, torch.Tensor]) -> torch.Tensor:
     if method == "dense+flip":
         return with_flip
     if method == "dense+multicrop":
-        return (with_flip + probs["crops"]) / 2  # "averaging their soft-max class posteriors" (§4.3)
+        return (with_flip + probs["crops"]) / 2  # the two methods' posteriors averaged (§4.3)
     return probs[VIEWS[method][0]]
 
 

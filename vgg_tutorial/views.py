@@ -5,13 +5,13 @@ Every test method of the paper starts the same way: the image is rescaled isotro
 the *test scale* Q. Then
 
 - a **centre crop** of the training crop size is what validation during training looks at;
-- **dense evaluation** (§3.2) feeds the whole rescaled image to the fully convolutional net
-  (:mod:`vgg_tutorial.evaluate` builds it), and the image's horizontal flip as well;
-- **multi-crop evaluation** (§4.3) takes "50 crops per scale (5 × 5 regular grid with 2 flips)": 25 crops of the
-  training crop size on a regular grid whose outer crops touch the image's borders, and their mirror images.
+- **dense evaluation** (§3.2) feeds the whole rescaled image to the fully convolutional net (:func:`dense_network`),
+  and the image's horizontal flip as well;
+- **multi-crop evaluation** (§3.2, compared with dense in §4.3) takes 50 crops per scale, a 5 × 5 regular grid with
+  2 flips: 25 crops of the training crop size whose outer ones touch the image's borders, and their mirror images.
 
-**Multi-scale evaluation** (§4.2) repeats a method at several Q: "Q = {S − 32, S, S + 32}" for a model trained at a
-fixed scale S, "Q = {S_min, 0.5(S_min + S_max), S_max}" for one trained with scale jittering. The paper's numbers
+**Multi-scale evaluation** (§4.2) repeats a method at several Q: Q ∈ {S − 32, S, S + 32} for a model trained at a
+fixed scale S, Q ∈ {S_min, (S_min + S_max) / 2, S_max} for one trained with scale jittering. The paper's numbers
 go with its 224 px crop; :func:`evaluation_scales` shrinks them with the crop (32 px of 224 is 9 px of a 64 px crop).
 
 Images here are uint8 tensors 3×H×W (what the datasets give after ``v2.functional.to_image``) until
@@ -35,7 +35,7 @@ from vgg_tutorial.dense import FullyConvolutionalVGG, to_fully_convolutional
 from vgg_tutorial.models import VGG
 from vgg_tutorial.transforms import default_scale, subtract_mean
 
-#: Multi-crop evaluation (§4.3): a GRID × GRID regular grid of crops per scale, each also flipped: 5 × 5 × 2 = 50.
+#: Multi-crop evaluation (§3.2, §4.3): a GRID × GRID regular grid of crops per scale, each also flipped: 5 × 5 × 2 = 50.
 GRID = 5
 #: The paper's step between test scales, Q = S ± 32, for its 224 px crop (§4.2).
 PAPER_SCALE_STEP = 32
@@ -145,7 +145,7 @@ def grid_crops(image: torch.Tensor, crop_size: int, grid: int = GRID) -> torch.T
 
 
 def with_flips(batch: torch.Tensor) -> torch.Tensor:
-    """``batch`` followed by its horizontal flips (§3.2: "the test set is augmented by horizontal flipping")."""
+    """``batch`` followed by its horizontal flips (§3.2: the test set is augmented by flipping)."""
     return torch.cat([batch, batch.flip(-1)])
 
 
