@@ -132,6 +132,9 @@ def evaluate(
     ``dataset`` yields ``(image, label)`` with the image untransformed (PIL or uint8 tensor, any size of at least
     ``crop_size``); ``crop_size`` is the training crop. Each view is computed once per scale, however many
     methods share it; a method's ``seconds`` and ``forward_flops_per_image`` add those of the views it needs.
+    A view's seconds are the wall-clock time of rescaling, cropping, the forward passes and the soft-max (not of
+    reading the images, which every method shares); its FLOPs are :func:`~vgg_tutorial.views.forward_flops` of
+    each input shape it used.
     """
     check_classes(model, dataset)
     for protocol in plan:
