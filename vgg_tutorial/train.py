@@ -285,6 +285,7 @@ def fit(
     seed: int = 0,
     compile: bool = False,
     meta: dict | None = None,
+    stop_if_diverged: bool = True,
     verbose: bool = True,
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs and return the history (one dict per epoch, ``runs.HISTORY_FIELDS``).
@@ -295,7 +296,8 @@ def fit(
     checkpoint from :func:`~vgg_tutorial.runs.load_checkpoint`, is restored first and training continues after its
     epoch. (:func:`train` decides whether a folder may be written to or resumed from; ``fit`` does as it is told.)
     A training loss that is not finite raises :class:`NonFiniteLossError` before that epoch is saved, so the last
-    checkpoint is the last good one. The model is expected on ``engine.device`` already (see :meth:`Engine.prepare`).
+    checkpoint is the last good one (``stop_if_diverged=False`` goes on: chapter 6 studies such runs).
+    The model is expected on ``engine.device`` already (see :meth:`Engine.prepare`).
     """
     engine = engine or Engine()
     history: list[dict] = []
@@ -313,7 +315,8 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         per_step = scheduler if interval == "step" else None
         train = engine.train_one_epoch(forward, train_loader, optimizer, per_step, desc=f"epoch {epoch + 1}/{epochs}")
-        if not math.isfinite(train["loss"]):  # one NaN in the epoch makes the mean NaN; nothing later can recover
+        # One NaN in the epoch makes its mean loss NaN, and nothing later can recover from it.
+        if stop_if_diverged and not math.isfinite(train["loss"]):
             kept = f"the checkpoint of epoch {epoch} is kept" if epoch and checkpoint else "nothing was saved"
             raise NonFiniteLossError(
                 f"the training loss became {train['loss']} in epoch {epoch + 1} (learning rate {lr:.2e}): the run "
@@ -509,8 +512,8 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data", default=d.data, help="folder holding (or receiving) the dataset")
     data.add_argument("--download", action="store_true", help="download Imagenette if it is not there")
     data.add_argument("--in-memory", action="store_true", help="synthetic only: keep images in memory, no JPEGs")
-    data.add_argument("--train-per-class", type=int, default=None, help="synthetic only (default: as Imagenette)")
-    data.add_argument("--val-per-class", type=int, default=None, help="synthetic only (default: as Imagenette)")
+    data.add_argument("--train-per-class", type=int, default=None, help="synthetic only (None: as Imagenette)")
+    data.add_argument("--val-per-class", type=int, default=None, help="synthetic only (None: as Imagenette)")
     data.add_argument("--image-size", type=int, default=d.image_size, help="crop side (224 = paper)")
     data.add_argument(
         "--augment",
@@ -518,7 +521,9 @@ def parser() -> argparse.ArgumentParser:
         default=d.augment,
         help="random crop, flip and colour shift (--no-augment: rescale and centre crop only)",
     )
-    data.add_argument("--workers", type=int, default=d.workers, help="data loader worker processes")
+    data.add_argument(
+        "--workers", type=int, default=d.workers, help="data loader worker processes (keep it the same to --resume)"
+    )
     data.add_argument(
         "--loader",
         default=d.loader,
