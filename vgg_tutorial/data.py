@@ -421,6 +421,9 @@ def make_dataloaders(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        # Its own generator: without one, starting its workers draws a seed from torch's global generator (which
+        # dropout draws from) once per process, so a resumed run would draw different dropout masks from then on.
+        generator=torch.Generator().manual_seed(seed),
     )
     return train_loader, val_loader
 

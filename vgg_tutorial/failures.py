@@ -126,6 +126,7 @@ def run(
         optimizer=make_optimizer(model, lr=lr),
         engine=Engine("cpu", precision="fp32"),
         seed=seed,
+        stop_if_diverged=False,  # a diverged run is one of the outcomes studied here
         verbose=False,
     )
     keys = ("epoch", "train_loss", "val_loss", "val_top1")

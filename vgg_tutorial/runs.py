@@ -1,22 +1,29 @@
-"""Run files: checkpoints, random states, atomic writes, the history of a run and the machine that ran it.
+"""Run files: checkpoints, random states, atomic writes, the output folder's lock, the history and the machine.
 
-A run stopped and resumed ends with the same weights and metrics as one that was never stopped (on a CPU, bit for
-bit). That needs every random draw to be restored or re-derived: the checkpoint holds the model, optimiser,
-scheduler and gradient scaler, the history, and the random states of torch, CUDA, Python and NumPy. (The order of
-the training images is not a state at all: :func:`vgg_tutorial.loaders.epoch_seed` derives it from the epoch.)
+A run stopped and resumed ends with the same weights and metrics as one that was never stopped (on a CPU with the
+same thread count, bit for bit). That needs every random draw to be restored or re-derived: the checkpoint holds the
+model, optimiser, scheduler and gradient scaler, the history, and the random states of torch, CUDA, Python and
+NumPy. (The order of the training images is not a state at all: :func:`vgg_tutorial.loaders.epoch_seed` derives it
+from the epoch.)
 
 Every file is written through :func:`atomic_write`, so a run killed while writing leaves the previous file whole.
+Checkpoints hold tensors and plain Python values only, so :func:`load_checkpoint` reads them with
+``torch.load(weights_only=True)``, which cannot run code hidden in a crafted file, after checking the CRC-32 that
+``torch.save`` stores for every record of its zip archive, which finds damaged bytes. :func:`lock_folder` keeps two
+runs from writing into the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import platform
 import random
 import re
-import tempfile
+import secrets
+import zipfile
 from pathlib import Path
 
 import torch
@@ -25,6 +32,9 @@ import torchvision
 from vgg_tutorial.accounting import peak_tflops
 
 CHECKPOINT, HISTORY_JSON, HISTORY_CSV = "checkpoint.pt", "history.json", "history.csv"
+RUN_FILES = (CHECKPOINT, HISTORY_JSON, HISTORY_CSV)
+#: The file :func:`lock_folder` locks; it holds the process id of the run that holds the lock.
+LOCK = ".lock"
 HISTORY_FIELDS = (
     "epoch",
     "lr",
@@ -38,16 +48,25 @@ HISTORY_FIELDS = (
 )
 
 
+class RunError(Exception):
+    """A run cannot start or go on (output folder in use or not empty, damaged checkpoint...); the message says why."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint file is damaged, truncated, or holds more than tensors and plain values."""
+
+
 def atomic_write(path: str | Path, write) -> None:
     """Call ``write(temporary_path)`` for a new temporary file next to ``path``, then rename it over ``path``.
 
     A run killed while writing leaves the previous file intact instead of a truncated one, and a failed write leaves
-    no temporary file behind.
+    no temporary file behind. (A run killed outright leaves ``.NAME.*.tmp``: :func:`remove_temporaries` cleans up.)
+    The file gets the usual permissions (0o666 less the umask, e.g. 0o644), not ``tempfile``'s private 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -89,23 +108,31 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """The random states of torch (CPU and every CUDA device), Python's ``random`` and NumPy (if installed)."""
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    """The random states of torch (CPU and every CUDA device), Python's ``random`` and NumPy (if installed).
+
+    Only tensors and plain values (lists, ints, floats, strings), so that ``torch.load(weights_only=True)`` can read
+    them back: NumPy's state holds an array, stored here as a list of ints.
+    """
+    version, internal, gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if np := _numpy():
-        state["numpy"] = np.random.get_state()  # noqa: NPY002
+        name, keys, position, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+        state["numpy"] = [name, keys.tolist(), int(position), int(has_gauss), float(cached)]
     return state
 
 
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` returned (generators take CPU byte tensors, wherever the state was loaded)."""
     torch.set_rng_state(state["torch"].cpu())
-    random.setstate(state["python"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([generator.cpu() for generator in state["cuda"]])
     if "numpy" in state and (np := _numpy()):
-        np.random.set_state(state["numpy"])  # noqa: NPY002
+        name, keys, position, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))  # noqa: NPY002
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -128,18 +155,40 @@ def save_checkpoint(path: str | Path, *, model, optimizer, scheduler, scaler, hi
     atomic_save(state, path)
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (it holds RNG states and the history, not only tensors)."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+def verify_checkpoint(path: str | Path) -> None:
+    """Raise :class:`CheckpointError` unless ``path`` is a whole zip archive whose every record matches its CRC-32.
 
-
-def restore_checkpoint(path: str | Path, *, model, optimizer, scheduler, scaler) -> list[dict]:
-    """Load ``path`` into the given objects and the random generators; return the history so far.
-
-    The checkpoint is loaded on the CPU: ``load_state_dict`` copies weights and optimiser state onto the model's
-    device itself.
+    ``torch.save`` writes a zip archive with one record per tensor storage and stores a CRC-32 of each, but
+    ``torch.load`` never checks them: a flipped byte in the weights would load silently.
     """
-    state = load_checkpoint(path, map_location="cpu")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # reads every record and compares its CRC-32
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise CheckpointError(f"{path} is truncated or not a checkpoint ({error})") from error
+    if damaged is not None:
+        raise CheckpointError(f"{path} is damaged: record {damaged} does not match its CRC-32 checksum")
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint`, checked first with :func:`verify_checkpoint`.
+
+    ``weights_only=True`` unpickles tensors and plain values only: a crafted file cannot run code. Any failure
+    raises :class:`CheckpointError` naming the file.
+    """
+    verify_checkpoint(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch.load raises UnpicklingError, RuntimeError, ... for files it refuses
+        raise CheckpointError(f"{path} cannot be loaded as a checkpoint of vgg_tutorial: {error}") from error
+
+
+def restore_checkpoint(state: dict, *, model, optimizer, scheduler, scaler) -> list[dict]:
+    """Load a checkpoint ``state`` (from :func:`load_checkpoint`) into the given objects and the random generators;
+    return the history so far.
+
+    Load the checkpoint on the CPU: ``load_state_dict`` copies weights and optimiser state onto the model's device.
+    """
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
@@ -147,6 +196,70 @@ def restore_checkpoint(path: str | Path, *, model, optimizer, scheduler, scaler)
     scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
     return state["history"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The output folder
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lock_folder(folder: str | Path):
+    """Create ``folder``, check that it is writable and hold an advisory lock on it (``fcntl.flock``) until exit.
+
+    A second run on the same folder raises :class:`RunError` at once instead of both writing checkpoints into it.
+    The lock is released when the process ends, however it ends. (On Windows, which has no ``fcntl``, nothing is
+    locked.)
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test.{secrets.token_hex(4)}"  # fail now, not when the first epoch is saved
+        probe.touch()
+        probe.unlink()
+        file = open(folder / LOCK, "a+")  # noqa: SIM115 (kept open while the lock is held)
+    except OSError as error:
+        raise RunError(f"cannot write to the output folder {folder}: {error}; choose another --output") from error
+    with file:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            yield folder
+            return
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "?"
+            raise RunError(
+                f"another run (process {holder}) is writing to {folder}: wait for it to end, or choose another --output"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        try:
+            yield folder
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that runs killed in :func:`atomic_write` left in ``folder``; return them.
+
+    A killed checkpoint write leaves a ``.checkpoint.pt.*.tmp`` as large as a checkpoint (about 1 GB for VGG-16).
+    Call this only while holding :func:`lock_folder`: another run's temporary file may be in use.
+    """
+    stale = [path for name in RUN_FILES for path in Path(folder).glob(f".{name}.*.tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def folder_contents(folder: str | Path) -> list[str]:
+    """The names in ``folder`` (sorted), except the lock file; ``[]`` if it does not exist."""
+    folder = Path(folder)
+    return sorted(path.name for path in folder.iterdir() if path.name != LOCK) if folder.is_dir() else []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,7 +304,7 @@ def machine(device: torch.device | str | None = None) -> dict:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "cpu_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a str subclass that weights_only loading refuses
         "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),

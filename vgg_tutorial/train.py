@@ -6,7 +6,14 @@ live once, in :data:`vgg_tutorial.configs.RECIPE`. This module runs that recipe,
 modern alternative (one-cycle, or linear warm-up then cosine decay). It measures top-1 and top-5 accuracy (the
 paper's metrics, §4), can use mixed precision, ``channels_last`` and ``torch.compile``, and writes after every epoch
 a checkpoint from which ``--resume`` continues *exactly*: a run stopped and resumed ends with the same weights and
-metrics as one that was never stopped (on a CPU, bit for bit).
+metrics as one that was never stopped (on a CPU, bit for bit, when both use the same number of threads: two threads
+split a sum differently from one, so ``torch.set_num_threads`` changes the last digits, and then the whole run).
+
+The output folder belongs to one run (:func:`start_or_resume`): a folder with files in it is refused unless
+``--resume`` (continue, refused if a setting that changes the result differs, see :data:`RESUMABLE`) or
+``--overwrite`` (start again); a second run on a folder in use fails at once (:func:`~vgg_tutorial.runs.lock_folder`).
+Every setting is checked before any work starts (:meth:`TrainConfig.check`), and a training loss that is no longer
+finite stops the run, keeping the last good checkpoint.
 
 The pieces live next door: the training step in :mod:`vgg_tutorial.engine`, the two ways to batch the data in
 :mod:`vgg_tutorial.loaders`, the checkpoints and history files in :mod:`vgg_tutorial.runs`.
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import numbers
 import sys
 import time
 from collections.abc import Iterable
@@ -28,17 +37,61 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from vgg_tutorial.accounting import MIN_INPUT_SIZE
 from vgg_tutorial.configs import CONFIGS, RECIPE, check_name
 from vgg_tutorial.data import DATASETS, DatasetNotFoundError, make_dataloaders
 from vgg_tutorial.engine import PRECISIONS, Engine, make_optimizer, pick_device
 from vgg_tutorial.loaders import set_epoch
 from vgg_tutorial.models import INIT_SCHEMES, vgg
-from vgg_tutorial.runs import CHECKPOINT, machine, restore_checkpoint, save_checkpoint, seed_everything, write_history
+from vgg_tutorial.runs import (
+    CHECKPOINT,
+    RUN_FILES,
+    RunError,
+    folder_contents,
+    load_checkpoint,
+    lock_folder,
+    machine,
+    remove_temporaries,
+    restore_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    write_history,
+)
 
 #: Learning-rate schedules: the paper's divide-by-10-on-plateau (§3.1) and two modern ones.
 SCHEDULES = ("plateau", "onecycle", "cosine")
 #: How the training split is batched: ``auto`` is ``device`` on a GPU and ``host`` on a CPU.
 LOADERS = ("auto", "host", "device")
+#: The settings that may differ when a run is resumed: where the data and the run files are, and more epochs (with
+#: ``schedule="plateau"`` only: one-cycle and cosine spread their rates over the planned epochs). Any other
+#: difference, even ``workers`` (it decides which worker's generator augments which batch), is refused.
+RESUMABLE = ("data", "download", "output", "resume", "overwrite", "epochs")
+
+
+class ConfigError(ValueError):
+    """A :class:`TrainConfig` field with a value outside its range; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NonFiniteLossError(RunError):
+    """The training loss became NaN or infinite: the run has diverged."""
+
+
+def _whole(name: str, value, low: int) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an int ≥ ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ConfigError(name, f"{name} must be a whole number of at least {low}, got {value!r}")
+
+
+def _real(name: str, value, low: float, high: float = math.inf, *, open_low: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a finite number in [low, high) (or (low, high))."""
+    interval = f"{'(' if open_low else '['}{low}, {high})"
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and (value > low if open_low else value >= low) and value < high):
+        raise ConfigError(name, f"{name} must be a finite number in {interval}, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -76,7 +129,56 @@ class TrainConfig:
     device: str = "auto"
     output: str = "runs/vgg"
     resume: bool = False
+    overwrite: bool = False
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> TrainConfig:
+        """Return ``self`` if every field makes sense, else raise :class:`ConfigError` naming the field and its valid
+        values (a ``KeyError`` for an unknown ``config``). Runs when a config is made and again in :func:`train`;
+        the command line turns these errors into usage errors (exit status 2), before any data or model work.
+        """
+        check_name(self.config)
+        for name, choices in [
+            ("init", INIT_SCHEMES),
+            ("dataset", DATASETS),
+            ("schedule", SCHEDULES),
+            ("precision", PRECISIONS),
+            ("loader", LOADERS),
+        ]:
+            if getattr(self, name) not in choices:
+                raise ConfigError(name, f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        switches = ["batch_norm", "download", "in_memory", "augment", "channels_last", "compile", "resume", "overwrite"]
+        for name in switches:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"{name} must be True or False, got {getattr(self, name)!r}")
+        _real("width", self.width, 0, open_low=True)
+        _real("dropout", self.dropout, 0, 1)
+        _real("lr", self.lr, 0, open_low=True)
+        _real("momentum", self.momentum, 0, 1)
+        _real("weight_decay", self.weight_decay, 0)
+        for name, low in [("fc_width", 1), ("pooled_size", 1), ("epochs", 1), ("batch_size", 1), ("patience", 0)]:
+            _whole(name, getattr(self, name), low)
+        for name, low in [("warmup_epochs", 0), ("workers", 0), ("seed", 0), ("image_size", MIN_INPUT_SIZE)]:
+            _whole(name, getattr(self, name), low)  # image_size: VGG's five 2×2 poolings need 32 px at least
+        if self.seed >= 2**32:
+            raise ConfigError("seed", f"seed must be below 2**32, got {self.seed}")
+        for name in ["train_per_class", "val_per_class"]:
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name), 1)
+        if not isinstance(self.output, str) or not self.output:
+            raise ConfigError("output", f"output must be a folder name, got {self.output!r}")
+        if self.resume and self.overwrite:
+            raise ConfigError("overwrite", "resume and overwrite exclude each other: continue the run or replace it")
+        try:
+            device = pick_device(self.device)
+        except ValueError as error:
+            raise ConfigError("device", str(error)) from None
+        if self.precision == "fp16" and device.type != "cuda":
+            raise ConfigError("precision", "precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 here")
+        return self
 
 
 def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
@@ -179,26 +281,30 @@ def fit(
     interval: str = "epoch",
     engine: Engine | None = None,
     output: str | Path | None = None,
-    resume: bool = False,
+    resume_from: dict | None = None,
     seed: int = 0,
     compile: bool = False,
     meta: dict | None = None,
+    stop_if_diverged: bool = True,
     verbose: bool = True,
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs and return the history (one dict per epoch, ``runs.HISTORY_FIELDS``).
 
     ``scheduler`` steps once per epoch (``interval="epoch"``; a ``ReduceLROnPlateau`` is given validation top-1) or
     once per batch (``interval="step"``). With ``output``, every epoch ends by writing ``checkpoint.pt`` (model,
-    optimiser, scheduler, scaler, history, random states), ``history.json`` and ``history.csv``; with
-    ``resume=True`` an existing checkpoint there is loaded first and training continues after its epoch.
+    optimiser, scheduler, scaler, history, random states), ``history.json`` and ``history.csv``; ``resume_from``, a
+    checkpoint from :func:`~vgg_tutorial.runs.load_checkpoint`, is restored first and training continues after its
+    epoch. (:func:`train` decides whether a folder may be written to or resumed from; ``fit`` does as it is told.)
+    A training loss that is not finite raises :class:`NonFiniteLossError` before that epoch is saved, so the last
+    checkpoint is the last good one (``stop_if_diverged=False`` goes on: chapter 6 studies such runs).
     The model is expected on ``engine.device`` already (see :meth:`Engine.prepare`).
     """
     engine = engine or Engine()
     history: list[dict] = []
     checkpoint = Path(output) / CHECKPOINT if output is not None else None
     state = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=engine.scaler)
-    if resume and checkpoint is not None and checkpoint.is_file():
-        history = restore_checkpoint(checkpoint, **state)
+    if resume_from is not None:
+        history = restore_checkpoint(resume_from, **state)
         if verbose:
             print(f"resumed after epoch {len(history)}/{epochs}")
     forward = torch.compile(model) if compile else model  # the state dict is always the uncompiled model's
@@ -209,6 +315,13 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         per_step = scheduler if interval == "step" else None
         train = engine.train_one_epoch(forward, train_loader, optimizer, per_step, desc=f"epoch {epoch + 1}/{epochs}")
+        # One NaN in the epoch makes its mean loss NaN, and nothing later can recover from it.
+        if stop_if_diverged and not math.isfinite(train["loss"]):
+            kept = f"the checkpoint of epoch {epoch} is kept" if epoch and checkpoint else "nothing was saved"
+            raise NonFiniteLossError(
+                f"the training loss became {train['loss']} in epoch {epoch + 1} (learning rate {lr:.2e}): the run "
+                f"diverged and stops here; {kept}. Try a lower --lr (or batch norm, or another --init)"
+            )
         val = engine.evaluate(forward, val_loader, desc="val")
         if scheduler is not None and interval == "epoch":
             if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
@@ -228,53 +341,145 @@ def fit(
     return history
 
 
+def resume_conflicts(saved: dict, cfg: TrainConfig, meta: dict) -> list[str]:
+    """What differs between checkpoint ``saved`` and ``cfg`` (with ``meta``: this machine) that would change the run.
+
+    Every field but those in :data:`RESUMABLE` must be equal, and so must the device type and the precision in use
+    (``precision="auto"`` is bf16 on an A100 but fp16 on a T4). ``epochs`` may grow with the plateau schedule only.
+    """
+    before = saved["meta"].get("config")
+    if before is None:
+        return ["the checkpoint holds no configuration (an older version of vgg_tutorial wrote it)"]
+    now = dataclasses.asdict(cfg)
+    problems = [
+        f"{name}: {before.get(name)!r} in the checkpoint, {value!r} now"
+        for name, value in now.items()
+        if name not in RESUMABLE and before.get(name) != value
+    ]
+    for what, old, new in [
+        ("device type", saved["meta"]["machine"]["device"], meta["machine"]["device"]),
+        ("precision in use", saved["meta"].get("precision"), meta["precision"]),
+    ]:
+        if old != new:
+            problems.append(f"{what}: {old} in the checkpoint, {new} now")
+    done = saved["epoch"]
+    if cfg.epochs < done:
+        problems.append(f"epochs: the checkpoint has trained {done} epochs already, {cfg.epochs} asked for")
+    elif cfg.schedule != "plateau" and cfg.epochs != before["epochs"]:
+        problems.append(
+            f"epochs: {before['epochs']} in the checkpoint, {cfg.epochs} now, but the {cfg.schedule} schedule spreads "
+            f"its rates over the planned epochs and cannot be extended (plateau can)"
+        )
+    return problems
+
+
+def start_or_resume(cfg: TrainConfig, meta: dict, verbose: bool = True) -> dict | None:
+    """Apply the output folder's rules and return the checkpoint to resume from, or None to start afresh.
+
+    Call it while holding the folder's lock (:func:`~vgg_tutorial.runs.lock_folder`); it first deletes the
+    temporary files of killed runs. Then:
+
+    - ``overwrite``: delete the run files there (checkpoint, history) and start afresh; other files stay;
+    - ``resume`` with a checkpoint: load it (checked, see :func:`~vgg_tutorial.runs.load_checkpoint`) and continue,
+      unless :func:`resume_conflicts` finds a difference; without one: start afresh (and say so) if the folder is
+      empty, refuse if it holds anything;
+    - neither: start in an empty folder, refuse one with anything in it (saying what).
+    """
+    folder = Path(cfg.output)
+    if (stale := remove_temporaries(folder)) and verbose:
+        print(f"removed {len(stale)} temporary file(s) left by a killed run: {', '.join(p.name for p in stale)}")
+    there = folder_contents(folder)
+    if cfg.overwrite:
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+        if verbose and there:
+            print(f"--overwrite: replacing the run in {folder}")
+        return None
+    if cfg.resume and CHECKPOINT in there:
+        saved = load_checkpoint(folder / CHECKPOINT)
+        if problems := resume_conflicts(saved, cfg, meta):
+            raise RunError(
+                f"cannot resume {folder / CHECKPOINT}, which was made with other settings; "
+                + "; ".join(problems)
+                + ". Resume with the checkpoint's settings, or start a new run (--overwrite or another --output)"
+            )
+        old, new = saved["meta"]["machine"], meta["machine"]
+        if verbose and (changed := [key for key in ("cpu", "cpu_threads", "gpu", "torch") if old[key] != new[key]]):
+            print(
+                f"note: {', '.join(changed)} differ from the checkpoint's machine: the result will be close to an "
+                f"uninterrupted run's, not bit-identical"
+            )
+        return saved
+    if not there:
+        if cfg.resume and verbose:
+            print(f"--resume: no checkpoint in {folder}, starting from scratch")
+        return None
+    if cfg.resume:
+        raise RunError(
+            f"--resume: there is no {CHECKPOINT} in {folder}, but it holds {', '.join(there)}; refusing to write over "
+            f"them: use --overwrite to replace them, or choose another --output"
+        )
+    raise RunError(
+        f"{folder} already holds {', '.join(there)}: use --resume to continue that run, --overwrite to replace it, "
+        f"or choose another --output"
+    )
+
+
 def train(cfg: TrainConfig, command: str | None = None, verbose: bool = True) -> list[dict]:
-    """Run ``cfg``: build data and model, train with checkpoints in ``cfg.output``, return the history."""
-    check_name(cfg.config)
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    """Run ``cfg``: build data and model, train with checkpoints in ``cfg.output``, return the history.
+
+    The output folder is checked and locked before any data or model work (:func:`start_or_resume` says which
+    folders are refused); refusals raise :class:`~vgg_tutorial.runs.RunError`.
+    """
+    cfg.check()  # again: a field may have been changed since the config was made
     device = pick_device(cfg.device)
     engine = Engine(device, cfg.precision, cfg.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN time its algorithms once and keep the best
-    seed_everything(cfg.seed)
-    train_loader, val_loader = build_data(cfg, engine)
-    num_classes = len(getattr(val_loader.dataset, "classes", None) or range(10))
-    model = engine.prepare(build_model(cfg, num_classes))
-    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
-    scheduler, interval = make_scheduler(
-        cfg.schedule,
-        optimizer,
-        epochs=cfg.epochs,
-        steps_per_epoch=len(train_loader),
-        patience=cfg.patience,
-        warmup_epochs=cfg.warmup_epochs,
-    )
-    meta = {"config": dataclasses.asdict(cfg), "command": command, "machine": machine(device)}
-    if verbose:
-        print(f"training VGG-{cfg.config}{' with batch norm' if cfg.batch_norm else ''} on {cfg.dataset}, {device}")
-    return fit(
-        model,
-        train_loader,
-        val_loader,
-        epochs=cfg.epochs,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        interval=interval,
-        engine=engine,
-        output=cfg.output,
-        resume=cfg.resume,
-        seed=cfg.seed,
-        compile=cfg.compile,
-        meta=meta,
-        verbose=verbose,
-    )
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[engine.dtype]
+    meta = {"config": dataclasses.asdict(cfg), "command": command, "machine": machine(device), "precision": precision}
+    with lock_folder(cfg.output):  # writable? used by another run? Both found before any data or model work
+        saved = start_or_resume(cfg, meta, verbose)
+        seed_everything(cfg.seed)
+        train_loader, val_loader = build_data(cfg, engine)
+        num_classes = len(getattr(val_loader.dataset, "classes", None) or range(10))
+        model = engine.prepare(build_model(cfg, num_classes))
+        optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+        scheduler, interval = make_scheduler(
+            cfg.schedule,
+            optimizer,
+            epochs=cfg.epochs,
+            steps_per_epoch=len(train_loader),
+            patience=cfg.patience,
+            warmup_epochs=cfg.warmup_epochs,
+        )
+        if verbose:
+            print(f"training VGG-{cfg.config}{' with batch norm' if cfg.batch_norm else ''} on {cfg.dataset}, {device}")
+        return fit(
+            model,
+            train_loader,
+            val_loader,
+            epochs=cfg.epochs,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            interval=interval,
+            engine=engine,
+            output=cfg.output,
+            resume_from=saved,
+            seed=cfg.seed,
+            compile=cfg.compile,
+            meta=meta,
+            verbose=verbose,
+        )
 
 
 def _fraction(text: str) -> float:
     """``"0.25"`` or ``"1/4"`` as a float (for ``--width``)."""
     numerator, _, denominator = text.partition("/")
-    return float(numerator) / float(denominator) if denominator else float(text)
+    try:
+        return float(numerator) / float(denominator) if denominator else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.25 or 1/4, got {text!r}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -307,11 +512,18 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data", default=d.data, help="folder holding (or receiving) the dataset")
     data.add_argument("--download", action="store_true", help="download Imagenette if it is not there")
     data.add_argument("--in-memory", action="store_true", help="synthetic only: keep images in memory, no JPEGs")
-    data.add_argument("--train-per-class", type=int, default=None, help="synthetic only (default: as Imagenette)")
-    data.add_argument("--val-per-class", type=int, default=None, help="synthetic only (default: as Imagenette)")
+    data.add_argument("--train-per-class", type=int, default=None, help="synthetic only (None: as Imagenette)")
+    data.add_argument("--val-per-class", type=int, default=None, help="synthetic only (None: as Imagenette)")
     data.add_argument("--image-size", type=int, default=d.image_size, help="crop side (224 = paper)")
-    data.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop, flip, colour")
-    data.add_argument("--workers", type=int, default=d.workers, help="data loader worker processes")
+    data.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=d.augment,
+        help="random crop, flip and colour shift (--no-augment: rescale and centre crop only)",
+    )
+    data.add_argument(
+        "--workers", type=int, default=d.workers, help="data loader worker processes (keep it the same to --resume)"
+    )
     data.add_argument(
         "--loader",
         default=d.loader,
@@ -334,8 +546,16 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("--compile", action="store_true", help="torch.compile the model")
     speed.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
     run = p.add_argument_group("run")
-    run.add_argument("--output", default=d.output, help="folder for checkpoint.pt, history.json, history.csv")
-    run.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt if it exists")
+    run.add_argument(
+        "--output", default=d.output, help="folder for checkpoint.pt, history.json, history.csv: one run per folder"
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUTPUT from its checkpoint.pt (refused if a setting other than --epochs, --data "
+        "or --download differs; an empty OUTPUT starts afresh)",
+    )
+    run.add_argument("--overwrite", action="store_true", help="replace the run files already in OUTPUT")
     run.add_argument("--seed", type=int, default=d.seed)
     return p
 
@@ -344,13 +564,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m vgg_tutorial.train``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
-    cfg = TrainConfig(**vars(p.parse_args(argv)))
-    if cfg.config not in CONFIGS:
-        p.error(f"unknown configuration {cfg.config!r}; valid ones: {', '.join(CONFIGS)}")
+    try:
+        cfg = TrainConfig(**vars(p.parse_args(argv)))
+    except ConfigError as error:  # p.error prints the usage and exits with status 2
+        p.error(f"argument --{error.field.replace('_', '-')}: {error}")
+    except KeyError as error:  # an unknown --config
+        p.error(error.args[0])
     command = " ".join(["python -m vgg_tutorial.train", *argv])
     try:
         history = train(cfg, command=command)
-    except DatasetNotFoundError as error:
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (DatasetNotFoundError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if history:
