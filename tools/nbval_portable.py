@@ -48,7 +48,8 @@ torch.set_num_threads = lambda threads: None  # the notebooks ask for 1; keep 3
 
 def environment(name: str, folder: Path) -> dict[str, str]:
     """The process environment for the run called ``name``; ``folder`` is a scratch folder for IPython's profile."""
-    env = os.environ | ENVIRONMENTS[name]
+    # As the Makefile does for every target: no progress bars in stored outputs, and a fixed hash seed.
+    env = {"TQDM_DISABLE": "1", "PYTHONHASHSEED": "0"} | os.environ | ENVIRONMENTS[name]
     if name == "threads-3":
         startup = folder / "profile_default" / "startup"
         startup.mkdir(parents=True)
