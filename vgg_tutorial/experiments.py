@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn import functional as TF
 from torch.utils.data import DataLoader, TensorDataset
 
-from vgg_tutorial.configs import RECIPE
+from vgg_tutorial.configs import PAPER_TABLE3, PAPER_WEIGHT_LAYERS, RECIPE, Table3Row
 from vgg_tutorial.engine import Engine, make_optimizer, progress
 from vgg_tutorial.failures import he_init
 from vgg_tutorial.loaders import DeviceLoader
@@ -248,6 +248,104 @@ def summary_table(results: dict) -> str:
 def separated(results: dict, better: str, worse: str, metric: str = "top1") -> bool:
     """Whether every seed of ``better`` has a lower error than every seed of ``worse``: a difference with a margin."""
     return max(errors(results, better)[metric]) < min(errors(results, worse)[metric])
+
+
+#: Where each cell of :data:`CELLS` sits in the paper's Table 3 (configuration, training scale as printed there).
+PAPER_CELLS = {
+    "A": ("A", "256"),
+    "A-LRN": ("A-LRN", "256"),
+    "B": ("B", "256"),
+    "C": ("C", "256"),
+    "C, jittered": ("C", "[256;512]"),
+    "D": ("D", "256"),
+    "D, jittered": ("D", "[256;512]"),
+    "E": ("E", "256"),
+    "E, jittered": ("E", "[256;512]"),
+}
+
+
+def paper_row(cell: str) -> Table3Row | None:
+    """The row of the paper's Table 3 that ``cell`` reproduces in miniature, or None (baselines, init studies)."""
+    if cell not in PAPER_CELLS:
+        return None
+    config, scale = PAPER_CELLS[cell]
+    return next(row for row in PAPER_TABLE3 if (row.config, row.train_scale) == (config, scale))
+
+
+def comparison_table(results: dict) -> str:
+    """The paper's Table 3 beside the miniature: per cell, the paper's S, Q and errors, then ours (mean [min–max])."""
+    lines = [
+        f"{'cell':<15}{'layers':>6}  {'paper S':<10}{'Q':>4} {'top-1':>6} {'top-5':>6}   "
+        f"{'S':<8}{'Q':>3}  {'top-1 error (%)':<19} {'top-5 error (%)':<19}"
+    ]
+    for cell in results["runs"]:
+        config, kind, _ = {name: rest for name, *rest in CELLS}[cell]
+        row, e = paper_row(cell), errors(results, cell)
+        paper = (
+            f"{row.train_scale:<10}{row.test_scale:>4} {row.top1:>6} {row.top5:>6}"
+            if row
+            else f"{'':<10}{'':>4} {'—':>6} {'—':>6}"
+        )
+        s, q = scales(kind)
+        s_text = f"{s}" if isinstance(s, int) else f"[{s[0]};{s[1]}]"
+        layers = PAPER_WEIGHT_LAYERS.get(config, 1)
+        lines.append(
+            f"{cell:<15}{layers:>6}  {paper}   {s_text:<8}{q:>3}  {spread(e['top1']):<19} {spread(e['top5']):<19}"
+        )
+    return "\n".join(lines)
+
+
+def plot_depth(results: dict, metric: str = "top1"):
+    """Error against depth (weight layers), fixed and jittered S: the paper's Table 3 (left) and the miniature,
+    every seed a dot and the mean a line (right). Returns the two axes."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for kind, marker in (("fixed", "o"), ("jittered", "s")):
+        scale = "256" if kind == "fixed" else "[256;512]"
+        paper = [r for r in PAPER_TABLE3 if r.train_scale == scale and r.config != "A-LRN"]
+        left.plot(
+            [PAPER_WEIGHT_LAYERS[r.config] for r in paper],
+            [getattr(r, metric) for r in paper],
+            marker=marker,
+            label=f"S = {scale}",
+        )
+        for r in paper:
+            left.annotate(
+                r.config, (PAPER_WEIGHT_LAYERS[r.config], getattr(r, metric)), textcoords="offset points", xytext=(4, 4)
+            )
+        cells = [
+            name
+            for name, config, k, start in CELLS
+            if k == kind
+            and start == "he"
+            and config in PAPER_WEIGHT_LAYERS
+            and config != "A-LRN"
+            and name in results["runs"]
+        ]
+        xs = [PAPER_WEIGHT_LAYERS[{n: c for n, c, *_ in CELLS}[name]] for name in cells]
+        means = []
+        for x, name in zip(xs, cells):
+            values = errors(results, name)[metric]
+            right.scatter([x] * len(values), values, marker=marker, alpha=0.5, color="C0" if kind == "fixed" else "C1")
+            means.append(sum(values) / len(values))
+        s = f"S = {S_FIXED}" if kind == "fixed" else f"S ∈ [{S_FIXED}, {S_MAX}]"
+        right.plot(xs, means, marker=marker, color="C0" if kind == "fixed" else "C1", label=f"{s} (mean of seeds)")
+    if "linear" in results["runs"]:
+        right.axhline(
+            sum(errors(results, "linear")[metric]) / len(results["runs"]["linear"]),
+            color="grey",
+            ls=":",
+            label="linear classifier",
+        )
+    right.axhline(100 - 100 / len(SYNTHETIC_CLASSES) if metric == "top1" else 50, color="grey", ls="--", label="chance")
+    name = "top-1" if metric == "top1" else "top-5"
+    left.set(title="The paper, Table 3 (ImageNet, 224 px crops)", xlabel="weight layers", ylabel=f"{name} error (%)")
+    right.set(title=f"Miniature (synthetic, {CROP} px crops, CPU)", xlabel="weight layers", ylabel=f"{name} error (%)")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return left, right
 
 
 def main(argv: list[str] | None = None) -> None:
