@@ -296,49 +296,40 @@ def comparison_table(results: dict) -> str:
 
 
 def plot_depth(results: dict, metric: str = "top1"):
-    """Error against depth (weight layers), fixed and jittered S: the paper's Table 3 (left) and the miniature,
-    every seed a dot and the mean a line (right). Returns the two axes."""
+    """Error against depth (weight layers): the paper's Table 3 (left) and the miniature (right, every seed a dot, the
+    mean on the line). Lines join the 3×3 nets A, B, D, E at fixed and at jittered S; C (1×1) is a separate marker.
+    Returns the two axes."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for kind, marker in (("fixed", "o"), ("jittered", "s")):
+    config_of = {name: config for name, config, *_ in CELLS}
+    for kind, marker, colour in (("fixed", "o", "C0"), ("jittered", "s", "C1")):
+        suffix = "" if kind == "fixed" else ", jittered"
         scale = "256" if kind == "fixed" else "[256;512]"
-        paper = [r for r in PAPER_TABLE3 if r.train_scale == scale and r.config != "A-LRN"]
-        left.plot(
-            [PAPER_WEIGHT_LAYERS[r.config] for r in paper],
-            [getattr(r, metric) for r in paper],
-            marker=marker,
-            label=f"S = {scale}",
-        )
-        for r in paper:
-            left.annotate(
-                r.config, (PAPER_WEIGHT_LAYERS[r.config], getattr(r, metric)), textcoords="offset points", xytext=(4, 4)
-            )
-        cells = [
-            name
-            for name, config, k, start in CELLS
-            if k == kind
-            and start == "he"
-            and config in PAPER_WEIGHT_LAYERS
-            and config != "A-LRN"
-            and name in results["runs"]
-        ]
-        xs = [PAPER_WEIGHT_LAYERS[{n: c for n, c, *_ in CELLS}[name]] for name in cells]
-        means = []
-        for x, name in zip(xs, cells):
-            values = errors(results, name)[metric]
-            right.scatter([x] * len(values), values, marker=marker, alpha=0.5, color="C0" if kind == "fixed" else "C1")
-            means.append(sum(values) / len(values))
-        s = f"S = {S_FIXED}" if kind == "fixed" else f"S ∈ [{S_FIXED}, {S_MAX}]"
-        right.plot(xs, means, marker=marker, color="C0" if kind == "fixed" else "C1", label=f"{s} (mean of seeds)")
+        for configs, style in ((("A", "B", "D", "E"), "-"), (("C",), "none")):
+            rows = [r for r in PAPER_TABLE3 if r.train_scale == scale and r.config in configs]
+            xs = [PAPER_WEIGHT_LAYERS[r.config] for r in rows]
+            label = f"S = {scale}" if style == "-" else None
+            left.plot(xs, [getattr(r, metric) for r in rows], marker=marker, ls=style, color=colour, label=label)
+            for x, r in zip(xs, rows):
+                left.annotate(r.config, (x, getattr(r, metric)), textcoords="offset points", xytext=(4, 4))
+            cells = [c + suffix for c in configs if c + suffix in results["runs"]]
+            xs = [PAPER_WEIGHT_LAYERS[config_of[c]] for c in cells]
+            means = []
+            for x, cell in zip(xs, cells):
+                values = errors(results, cell)[metric]
+                right.scatter([x] * len(values), values, marker=marker, alpha=0.4, color=colour)
+                means.append(sum(values) / len(values))
+                right.annotate(config_of[cell], (x, means[-1]), textcoords="offset points", xytext=(5, 3))
+            s = f"S = {S_FIXED}" if kind == "fixed" else f"S ∈ [{S_FIXED}, {S_MAX}]"
+            label = f"{s} (mean of seeds)" if style == "-" else None
+            right.plot(xs, means, marker=marker, ls=style, color=colour, label=label)
     if "linear" in results["runs"]:
-        right.axhline(
-            sum(errors(results, "linear")[metric]) / len(results["runs"]["linear"]),
-            color="grey",
-            ls=":",
-            label="linear classifier",
-        )
-    right.axhline(100 - 100 / len(SYNTHETIC_CLASSES) if metric == "top1" else 50, color="grey", ls="--", label="chance")
+        linear = errors(results, "linear")[metric]
+        right.axhline(sum(linear) / len(linear), color="grey", ls=":", label="linear classifier")
+    right.axhline(
+        100 - (100 if metric == "top1" else 500) / len(SYNTHETIC_CLASSES), color="grey", ls="--", label="chance"
+    )
     name = "top-1" if metric == "top1" else "top-5"
     left.set(title="The paper, Table 3 (ImageNet, 224 px crops)", xlabel="weight layers", ylabel=f"{name} error (%)")
     right.set(title=f"Miniature (synthetic, {CROP} px crops, CPU)", xlabel="weight layers", ylabel=f"{name} error (%)")
