@@ -150,8 +150,12 @@ def crop_and_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, f
 class DeviceLoader:
     """An iterable of augmented training batches ``(images, labels)`` drawn from uint8 images held in memory.
 
-    ``images`` is N×3×S×S uint8 (e.g. from :func:`vgg_tutorial.data.decode_split`) and ``labels`` N int64. Each
-    batch is ``crop_size``×``crop_size``, randomly cropped and flipped, colour-shifted with α ~ N(0,
+    ``images`` is N×3×H×W uint8 (e.g. from :func:`vgg_tutorial.decoding.decode_whole`, whole images padded to
+    one shape, their true heights and widths in ``sizes``; or squares from :func:`vgg_tutorial.data.decode_split`)
+    and ``labels`` N int64. With ``scale`` (S, or (S_min, S_max) for scale jittering, §3.1) each image is first
+    rescaled so that its smaller side is S, drawn per image or, with ``jitter="batch"``, per batch; without it the
+    images are used at their stored scale. Each batch is ``crop_size``×``crop_size``, cropped anywhere in the whole
+    image, flipped, colour-shifted with α ~ N(0,
     ``color_shift``), minus ``mean`` (and divided by ``std`` if given, as in
     :func:`vgg_tutorial.transforms.train_transform`), in ``dtype`` and ``memory_format``, on ``device``.
     ``storage`` ("device", "pinned", "host" or None to let :func:`choose_storage` decide) says where the uint8
