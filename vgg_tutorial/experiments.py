@@ -12,7 +12,8 @@ two-core CPU can train in under an hour, and keeps every run's history in one JS
   :class:`~vgg_tutorial.loaders.DeviceLoader` on the CPU; SGD with momentum 0.9 and weight decay 5·10⁻⁴;
 - testing (§4.1): the validation images rescaled to Q = S, or Q = (S_min + S_max) / 2 for jittered S, centre crop;
 - what had to change: the nets are 1/8 as wide with a 128-wide classifier, no dropout, and start from He et al.'s
-  initialisation (chapter 6: at this width N(0, 0.01²), the paper's start for A, leaves every net at chance);
+  initialisation (chapter 6: at this width N(0, 0.01²), the paper's start for A, leaves a deep plain net at chance;
+  the cells "E, N(0, 0.01²)" and "E from A" measure the paper's start and its warm start from A here);
   learning rate :data:`LR` with a one-epoch warm-up and cosine decay over a few epochs instead of 74 epochs and
   three divisions by 10.
 
