@@ -160,6 +160,10 @@ def test_device_loader_batches_the_same_images_as_the_host_loader(tmp_path):
     assert torch.allclose(host_images, device_images, atol=1e-6)
 
 
-def test_device_loader_refuses_scale_jittering(tmp_path):
-    with pytest.raises(ValueError, match="fixed scale"):
-        make_dataloaders("synthetic", tmp_path, image_size=16, scale=(18, 30), in_memory=True, loader="device")
+def test_device_loader_jitters_scale_from_make_dataloaders(tmp_path):
+    """Scale jittering (§3.1) now works on the device loader: images stored at S_max, rescaled per image."""
+    options = dict(image_size=16, scale=(18, 30), in_memory=True, loader="device", train_per_class=2, val_per_class=1)
+    loader, val = make_dataloaders("synthetic", tmp_path, **options)
+    assert loader.scale == (18, 30) and loader.images.shape[2:] == (30, 30)
+    images, _ = next(iter(loader))
+    assert images.shape == (20, 3, 16, 16) and val.dataset[0][0].shape == (3, 16, 16)  # val at Q = 24, centre crop

@@ -9,7 +9,7 @@ from torch import nn
 
 from vgg_tutorial.accounting import count_parameters
 from vgg_tutorial.configs import CONFIGS, PAPER_WEIGHT_LAYERS, TORCHVISION_NAMES
-from vgg_tutorial.models import VGG, alexnet_lrn, init_weights, vgg
+from vgg_tutorial.models import FROM_A_CONVS, VGG, alexnet_lrn, conv_names, init_from_a, init_weights, vgg
 
 TORCHVISION_CASES = [(name, bn) for name in TORCHVISION_NAMES for bn in (False, True)]
 
@@ -118,6 +118,9 @@ def test_init_schemes_draw_what_they_document():
     torch.manual_seed(0)
     model = vgg("A", batch_norm=True, width=1 / 2, fc_width=1024, init="paper")
     for w in _weights(model, nn.Conv2d)[2:] + _weights(model, nn.Linear):
+        assert abs(w.std().item() - 0.01) < 0.001 and abs(w.mean().item()) < 0.001
+    init_weights(model, "paper-literal")  # "10⁻² variance" read literally: std 0.1
+    for w in _weights(model, nn.Conv2d)[2:] + _weights(model, nn.Linear):
         assert abs(w.std().item() - 0.1) < 0.01 and abs(w.mean().item()) < 0.01
     assert all(torch.all(m.bias == 0) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
@@ -197,3 +200,31 @@ def test_error_messages_name_the_valid_values():
         small(torch.zeros(1, 224, 224, 3))
     with pytest.raises(ValueError, match="for a single image use x.unsqueeze"):
         small(torch.zeros(3, 224, 224))
+
+
+def test_init_from_a_copies_the_named_layers_and_nothing_else():
+    torch.manual_seed(0)
+    options = dict(width=1 / 16, fc_width=32, pooled_size=1, num_classes=10)
+    a, e = vgg("A", **options), vgg("E", init="paper", **options)
+    before = {name: conv.weight.clone() for name, conv in conv_names(e).items()}
+    init_from_a(e, a)
+    source, target = conv_names(a), conv_names(e)
+    for name in FROM_A_CONVS:  # conv1_1, conv2_1, conv3_1, conv3_2: same names, same shapes in A and E
+        assert torch.equal(target[name].weight, source[name].weight) and torch.equal(
+            target[name].bias, source[name].bias
+        )
+    for name in set(target) - set(FROM_A_CONVS):  # conv1_2, conv2_2, conv3_3, ... keep their own start
+        assert torch.equal(target[name].weight, before[name])
+    linears = [(s, t) for s, t in zip(a.classifier, e.classifier) if isinstance(s, nn.Linear)]
+    assert len(linears) == 3 and all(torch.equal(s.weight, t.weight) for s, t in linears)
+    x, a, e = torch.randn(2, 3, 32, 32), a.eval(), e.eval()  # no dropout
+    assert torch.equal(a.classifier(torch.ones(2, 32)), e.classifier(torch.ones(2, 32)))  # the same classifier
+    assert e(x).shape == (2, 10)
+
+
+def test_init_from_a_refuses_mismatched_shapes():
+    a = vgg("A", width=1 / 16, fc_width=32, pooled_size=1, num_classes=10)
+    with pytest.raises(ValueError, match="conv1_1"):
+        init_from_a(vgg("D", width=1 / 8, fc_width=32, pooled_size=1, num_classes=10), a)
+    with pytest.raises(ValueError, match="FC-1"):
+        init_from_a(vgg("D", width=1 / 16, fc_width=64, pooled_size=1, num_classes=10), a)

@@ -56,17 +56,20 @@ def test_layer_table_of_d():
 
 
 def test_init_scale_table_gain():
-    rows = paper.init_scale_table("A").rows
-    assert len(rows) == 8
-    assert rows[-1][1] == "4,608" and rows[-1][2] == "0.0208" and rows[-1][4] == "23.0×"
-    assert rows[-1][5] == "3.63e+06×"
+    literal = paper.init_scale_table("A", paper_std=0.1).rows
+    assert len(literal) == 8
+    assert literal[-1][1] == "4,608" and literal[-1][2] == "0.0208" and literal[-1][4] == "23×"
+    assert literal[-1][5] == "3.63e+06×"
+    rows = paper.init_scale_table("A").rows  # the default is the reading that trains, std 0.01: 10⁻⁴ times each gain
+    assert rows[-1][3] == "0.01" and rows[-1][4] == "0.23×" and rows[0][4] == "0.00135×"
+    assert float(rows[-1][5].rstrip("×")) < 1e-8  # A's convolutions shrink the mean square a billionfold
 
 
 def test_recipe_card_cites_sections():
     card = paper.recipe_card()
     assert all(re.fullmatch(r"§\d\.\d", row[2]) for row in card.rows)
     init = next(row for row in card.rows if row[0] == "initialisation")
-    assert "standard deviation of 0.1" in init[3] and "0.01" in init[3]
+    assert "std 0.01" in init[3] and "std 0.1" in init[3] and "NaN" in init[3] and "conv3_2" in init[3]
 
 
 def test_text_and_html_forms():

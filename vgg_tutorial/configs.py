@@ -166,3 +166,31 @@ class Recipe:
 
 #: The paper's recipe (§3.1).
 RECIPE = Recipe()
+
+
+@dataclass(frozen=True)
+class Table3Row:
+    """One row of the paper's Table 3: configuration, training scale S, test scale Q, top-1 and top-5 val error (%)."""
+
+    config: str
+    train_scale: str  #: "256", "384" or "[256;512]" (jittered), as the paper prints it
+    test_scale: int
+    top1: float
+    top5: float
+
+
+#: Table 3 of the paper (§4.1): ConvNet performance at a single test scale, ILSVRC-2012 validation set.
+PAPER_TABLE3: tuple[Table3Row, ...] = (
+    Table3Row("A", "256", 256, 29.6, 10.4),
+    Table3Row("A-LRN", "256", 256, 29.7, 10.5),
+    Table3Row("B", "256", 256, 28.7, 9.9),
+    Table3Row("C", "256", 256, 28.1, 9.4),
+    Table3Row("C", "384", 384, 28.1, 9.3),
+    Table3Row("C", "[256;512]", 384, 27.3, 8.8),
+    Table3Row("D", "256", 256, 27.0, 8.8),
+    Table3Row("D", "384", 384, 26.8, 8.7),
+    Table3Row("D", "[256;512]", 384, 25.6, 8.1),
+    Table3Row("E", "256", 256, 27.3, 9.0),
+    Table3Row("E", "384", 384, 26.9, 8.7),
+    Table3Row("E", "[256;512]", 384, 25.5, 8.0),
+)

@@ -25,6 +25,7 @@ from torchvision.datasets.utils import check_integrity
 from torchvision.transforms.v2 import functional as F
 
 from vgg_tutorial.configs import RECIPE
+from vgg_tutorial.decoding import decode_whole
 from vgg_tutorial.loaders import DeviceLoader, host_loader
 from vgg_tutorial.synthetic import (
     IMAGENETTE_PER_CLASS,
@@ -333,6 +334,7 @@ def make_dataloaders(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     memory_format: torch.memory_format = torch.contiguous_format,
+    jitter: str = "image",
 ) -> tuple[Iterable, DataLoader]:
     """Training and validation loaders with the paper's augmentation and test-time preprocessing (§3.1, §3.2).
 
@@ -348,7 +350,8 @@ def make_dataloaders(
     - ``loader``: how the training split is batched (:mod:`vgg_tutorial.loaders`). ``"host"``: a
       :func:`~vgg_tutorial.loaders.host_loader`, images decoded and augmented per batch by ``num_workers`` worker
       processes (0 for CPU demos, 2 on Colab's two cores); ``"device"``: a :class:`~vgg_tutorial.loaders.DeviceLoader`,
-      the split decoded once at S and augmented on ``device`` in ``dtype`` and ``memory_format`` (fixed S only).
+      the split decoded once (whole images, smaller side S_max) and augmented on ``device`` in ``dtype`` and
+      ``memory_format``; with S jittered it rescales there too, S drawn per image or per batch (``jitter``).
     - ``seed`` draws the order of every epoch and the random augmentations; ``data_seed`` draws the synthetic images,
       kept apart so that runs with different seeds train and validate on the same data.
     - ``pin_memory`` defaults to "CUDA is available".
@@ -358,8 +361,6 @@ def make_dataloaders(
         raise ValueError(f"unknown loader {loader!r}; choose one of {', '.join(LOADERS)}")
     scale = default_scale(image_size) if scale is None else scale
     low, high = (scale, scale) if isinstance(scale, int) else scale
-    if loader == "device" and low != high:
-        raise ValueError("the device loader decodes the images once at a fixed scale S: scale jittering needs 'host'")
     test_scale = test_scale if test_scale is not None else (low + high) // 2
     val_tf = eval_transform(test_scale, image_size, mean=mean, std=std)
     counts = {
@@ -390,10 +391,13 @@ def make_dataloaders(
         val_set = open_split("val", val_tf)
     else:
         val_set = open_split("val", val_tf)  # downloads and checks Imagenette, writes the synthetic JPEGs
+        sizes, folder = None, imagenette_dir(root, size) if dataset == "imagenette" else synthetic_dir(root, high)
         if dataset == "synthetic" and in_memory:
             images, labels = render_split("train", image_size=high, per_class=counts["train_per_class"], seed=data_seed)
+        elif augment:  # whole images, so that random crops reach every border (§3.1)
+            samples = make_dataset(folder / "train", class_folders(folder / "train", WNIDS[dataset]), IMG_EXTENSIONS)
+            images, labels, sizes = decode_whole(samples, high)
         else:
-            folder = imagenette_dir(root, size) if dataset == "imagenette" else synthetic_dir(root, high)
             images, labels = decode_split(folder / "train", high, wnids=WNIDS[dataset])
         if not augment:  # rescale and centre crop only, as the host loader's eval_transform(S, crop)
             images = F.center_crop(images, [image_size])
@@ -410,6 +414,9 @@ def make_dataloaders(
             dtype=dtype,
             memory_format=memory_format,
             seed=seed,
+            sizes=sizes,
+            scale=(low, high) if augment and low != high else None,
+            jitter=jitter,
         )
     if isinstance(val_set, ImageFolder):  # images on disk: find unreadable files now, not in the middle of an epoch
         for split in SPLITS:

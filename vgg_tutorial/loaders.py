@@ -9,8 +9,12 @@
 
 :func:`vgg_tutorial.data.make_dataloaders` builds either from a dataset built once. Because the order of an epoch
 (and the seeds of its random augmentations) is a function of ``(seed, epoch)`` rather than a generator that
-advances, a run resumed at epoch ``e`` (:func:`set_epoch`) sees the same batches as an uninterrupted one. The
-device loader decodes at a fixed S; scale jittering (S ∈ [256, 512]) would need a resize per batch and is not done.
+advances, a run resumed at epoch ``e`` (:func:`set_epoch`) sees the same batches as an uninterrupted one.
+
+The device loader's images keep their whole extent (not a centre square): each is stored with its smaller side at
+the decode size, padded to the split's largest shape, with its true height and width in ``sizes``, and crops are
+drawn from the whole image, borders included. With ``scale`` (S or (S_min, S_max)) it rescales on the device:
+S is drawn per image (§3.1; a loop over the batch) or, with ``jitter="batch"``, once per batch (one resize).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import math
 from collections.abc import Iterator
 
 import torch
+from torch.nn import functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vgg_tutorial.configs import RECIPE
@@ -28,6 +33,8 @@ from vgg_tutorial.transforms import IMAGENET_MEAN, pca_offsets
 DEFAULT_HEADROOM = 0.5
 
 STORAGES = ("device", "pinned", "host")
+#: How :class:`DeviceLoader` draws the training scale S when it jitters: one per image (§3.1) or one per batch.
+JITTERS = ("image", "batch")
 
 
 def fits_in_memory(nbytes: int, free_bytes: int, total_bytes: int, headroom: float = DEFAULT_HEADROOM) -> bool:
@@ -143,8 +150,12 @@ def crop_and_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, f
 class DeviceLoader:
     """An iterable of augmented training batches ``(images, labels)`` drawn from uint8 images held in memory.
 
-    ``images`` is N×3×S×S uint8 (e.g. from :func:`vgg_tutorial.data.decode_split`) and ``labels`` N int64. Each
-    batch is ``crop_size``×``crop_size``, randomly cropped and flipped, colour-shifted with α ~ N(0,
+    ``images`` is N×3×H×W uint8 (e.g. from :func:`vgg_tutorial.decoding.decode_whole`, whole images padded to
+    one shape, their true heights and widths in ``sizes``; or squares from :func:`vgg_tutorial.data.decode_split`)
+    and ``labels`` N int64. With ``scale`` (S, or (S_min, S_max) for scale jittering, §3.1) each image is first
+    rescaled so that its smaller side is S, drawn per image or, with ``jitter="batch"``, per batch; without it the
+    images are used at their stored scale. Each batch is ``crop_size``×``crop_size``, cropped anywhere in the whole
+    image, flipped, colour-shifted with α ~ N(0,
     ``color_shift``), minus ``mean`` (and divided by ``std`` if given, as in
     :func:`vgg_tutorial.transforms.train_transform`), in ``dtype`` and ``memory_format``, on ``device``.
     ``storage`` ("device", "pinned", "host" or None to let :func:`choose_storage` decide) says where the uint8
@@ -170,13 +181,24 @@ class DeviceLoader:
         seed: int = 0,
         storage: str | None = None,
         headroom: float = DEFAULT_HEADROOM,
+        sizes: torch.Tensor | None = None,
+        scale: int | tuple[int, int] | None = None,
+        jitter: str = "image",
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 images N×3×H×W, got {images.dtype} of shape {tuple(images.shape)}")
         if len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if crop_size > min(images.shape[2:]):
-            raise ValueError(f"crop of {crop_size} px is larger than the stored images ({tuple(images.shape[2:])})")
+        self.sizes = check_sizes(sizes, images) if sizes is not None else None
+        smallest = int(self.sizes.min()) if self.sizes is not None else min(images.shape[2:])
+        if scale is None and crop_size > smallest:
+            raise ValueError(f"crop of {crop_size} px is larger than the stored images (smallest side {smallest})")
+        self.scale = (scale, scale) if isinstance(scale, int) else scale
+        if self.scale is not None and not crop_size <= self.scale[0] <= self.scale[1]:
+            raise ValueError(f"training scale {scale} must satisfy crop ({crop_size}) <= S_min <= S_max (§3.1)")
+        if jitter not in JITTERS:
+            raise ValueError(f"unknown jitter {jitter!r}; expected one of {JITTERS}")
+        self.jitter = jitter
         self.device = torch.device(device)
         self.storage = storage or choose_storage(images.numel() * images.element_size(), self.device, headroom)
         if self.storage not in STORAGES:
@@ -219,7 +241,8 @@ class DeviceLoader:
         augment = epoch_generator(self.seed, epoch, self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self.augment(self._gather(index), augment), self.labels[index.to(self.device)]
+            sizes = self.sizes[index] if self.sizes is not None else None
+            yield self.augment(self._gather(index), augment, sizes), self.labels[index.to(self.device)]
 
     def _gather(self, index: torch.Tensor) -> torch.Tensor:
         """The uint8 images ``index`` on the device (one copy from pinned or host memory when they live there)."""
@@ -230,12 +253,25 @@ class DeviceLoader:
             batch = batch.pin_memory()
         return batch.to(self.device, non_blocking=True)
 
-    def augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Crop, flip, colour-shift and normalise a uint8 batch B×3×S×S on the device, drawing from ``generator``."""
+    def augment(self, images: torch.Tensor, generator: torch.Generator, sizes: torch.Tensor | None = None):
+        """Crop, flip, colour-shift and normalise a uint8 batch B×3×H×W on the device, drawing from ``generator``.
+
+        ``sizes`` (B×2) are the images' true heights and widths inside the padded H×W (default: all of it). With a
+        training scale, the batch is first rescaled (:meth:`rescale`); crops are drawn from the whole image.
+        """
         b, _, height, width = images.shape
-        size, device = self.crop_size, images.device
-        top = torch.randint(0, height - size + 1, (b,), device=device, generator=generator)
-        left = torch.randint(0, width - size + 1, (b,), device=device, generator=generator)
+        device = images.device
+        size = self.crop_size
+        if sizes is None and self.scale is None:  # every image fills the stored H×W
+            top = torch.randint(0, height - size + 1, (b,), device=device, generator=generator)
+            left = torch.randint(0, width - size + 1, (b,), device=device, generator=generator)
+        else:
+            sizes = torch.tensor([[height, width]] * b) if sizes is None else sizes
+            if self.scale is not None:
+                images, sizes = self.rescale(images, sizes.tolist(), generator)
+            sizes = sizes.to(device)  # a uniform integer in [0, side - size] per image, whatever each side
+            top = (torch.rand(b, device=device, generator=generator) * (sizes[:, 0] - size + 1)).long()
+            left = (torch.rand(b, device=device, generator=generator) * (sizes[:, 1] - size + 1)).long()
         flip = torch.rand(b, device=device, generator=generator) < 0.5
         if not self.flip:
             flip = torch.zeros_like(flip)
@@ -245,3 +281,48 @@ class DeviceLoader:
         scale = self._inv_std / 255
         out = crops.float().mul_(scale[None, :, None, None]).add_(shift[:, :, None, None])  # one new tensor, not three
         return out.to(dtype=self.dtype, memory_format=self.memory_format)
+
+    def draw_scales(self, b: int, generator: torch.Generator) -> list[int]:
+        """The training scales S of a batch of ``b``: uniform integers in [S_min, S_max], one per image (or one for
+        the whole batch with ``jitter="batch"``), as torchvision's ``RandomResize`` draws them on the host."""
+        low, high = self.scale
+        draws = torch.randint(
+            low, high + 1, (1 if self.jitter == "batch" else b,), generator=generator, device=self.device
+        )
+        return draws.tolist() * (b if self.jitter == "batch" else 1)
+
+    def rescale(self, images: torch.Tensor, sizes: list[list[int]], generator: torch.Generator):
+        """Rescale each image so that its smaller side is its S (:meth:`draw_scales`), with antialiasing as PIL and
+        ``torchvision.transforms.v2.Resize`` do; return the batch (padded to its largest image) and the new sizes.
+
+        Per image this is a loop of B resizes; with ``jitter="batch"`` the whole batch is resized at once (the padding
+        past an image's edge repeats its edge pixels, see :func:`vgg_tutorial.data.decode_whole`, so the border
+        pixels are not darkened).
+        """
+        scales = self.draw_scales(len(images), generator)
+        new = [
+            [max(self.crop_size, round(h * s / min(h, w))), max(self.crop_size, round(w * s / min(h, w)))]
+            for (h, w), s in zip(sizes, scales)
+        ]
+        if self.jitter == "batch":
+            (h, w), (nh, nw) = sizes[0], new[0]
+            factor = nh / h
+            height, width = round(images.shape[2] * factor), round(images.shape[3] * factor)
+            out = TF.interpolate(images.float(), size=(height, width), mode="bilinear", antialias=True)
+            new = [[min(height, round(h * factor)), min(width, round(w * factor))] for h, w in sizes]
+            return out, torch.tensor(new)
+        out = images.new_zeros((len(images), 3, max(n[0] for n in new), max(n[1] for n in new)), dtype=torch.float32)
+        for i, ((h, w), (nh, nw)) in enumerate(zip(sizes, new)):
+            part = images[i : i + 1, :, :h, :w].float()
+            out[i, :, :nh, :nw] = TF.interpolate(part, size=(nh, nw), mode="bilinear", antialias=True)[0]
+        return out, torch.tensor(new)
+
+
+def check_sizes(sizes: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Return ``sizes`` (N×2 int64, each image's true height and width) if they fit the padded ``images``."""
+    sizes = torch.as_tensor(sizes, dtype=torch.int64).cpu()
+    if sizes.shape != (len(images), 2):
+        raise ValueError(f"sizes must be N×2 (height, width), got shape {tuple(sizes.shape)} for {len(images)} images")
+    if (sizes[:, 0] > images.shape[2]).any() or (sizes[:, 1] > images.shape[3]).any() or (sizes < 1).any():
+        raise ValueError(f"every size must lie within the stored {tuple(images.shape[2:])} and be at least 1")
+    return sizes

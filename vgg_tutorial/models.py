@@ -22,7 +22,12 @@ from vgg_tutorial.configs import FC_WIDTHS, INPUT_CHANNELS, LRN, POOLED_SIZE, Co
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 
 #: The initialisation schemes :func:`init_weights` knows.
-INIT_SCHEMES = ("torchvision", "paper", "glorot")
+INIT_SCHEMES = ("torchvision", "paper", "paper-literal", "glorot")
+
+#: The fixed standard deviation of the two normal schemes: §3.1's "zero mean and 10⁻² variance" read as AlexNet's
+#: std 0.01 (``"paper"``, the reading that trains A at full width: see :mod:`vgg_tutorial.init_study`), and read
+#: literally as std 0.1 (``"paper-literal"``, whose logits overflow and whose loss is NaN after one SGD step).
+INIT_STDS: dict[str, float] = {"paper": 0.01, "paper-literal": 0.1}
 
 
 def alexnet_lrn() -> nn.LocalResponseNorm:
@@ -132,7 +137,11 @@ def init_weights(model: nn.Module, scheme: str = "torchvision") -> nn.Module:
       ``mode="fan_out"``, ``nonlinearity="relu"`` (He et al. 2015), i.e. N(0, 2 / (out_channels·k²)); linear
       layers N(0, 0.01²); all biases 0; batch-norm weight 1 and bias 0.
     - ``"paper"``: §3.1, the scheme used to train configuration A from scratch: every convolution and linear weight
-      from N(0, 10⁻²), i.e. variance 10⁻² and standard deviation 0.1; biases 0.
+      from N(0, 0.01²), biases 0. §3.1 writes "10⁻² variance"; read as a standard deviation of 0.01, AlexNet's
+      value, which §3.1 follows, A at full width starts at the loss ln 1000 and trains (measured in
+      :mod:`vgg_tutorial.init_study`).
+    - ``"paper-literal"``: the literal reading, variance 10⁻², i.e. standard deviation 0.1. At full width A's initial
+      logits are ~10⁵–10⁸ and the paper's SGD makes the loss NaN after one step.
     - ``"glorot"``: the paper's note in §3.1 that Glorot & Bengio's (2010) random initialisation works without
       pre-training. Their "normalised initialisation" (their eq. 16) is *uniform*,
       U[−√(6/(fan_in+fan_out)), +√(6/(fan_in+fan_out))], which is ``nn.init.xavier_uniform_``; biases 0.
@@ -143,8 +152,8 @@ def init_weights(model: nn.Module, scheme: str = "torchvision") -> nn.Module:
         raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            if scheme == "paper":
-                nn.init.normal_(module.weight, mean=0.0, std=0.1)
+            if scheme in INIT_STDS:
+                nn.init.normal_(module.weight, mean=0.0, std=INIT_STDS[scheme])
             elif scheme == "glorot":
                 nn.init.xavier_uniform_(module.weight)
             elif isinstance(module, nn.Conv2d):
@@ -208,3 +217,52 @@ def vgg(
         last_channels * pooled_size**2, fc_width=fc_width, num_classes=num_classes, dropout=dropout
     )
     return init_weights(VGG(features, classifier, pooled_size=pooled_size), init)
+
+
+def conv_names(model: VGG) -> dict[str, nn.Conv2d]:
+    """The convolutions of ``model`` by the paper's names: ``conv<block>_<index>`` (``conv3_2`` is the second
+    convolution of the third block), in order."""
+    names, block, index = {}, 1, 0
+    for module in model.features:
+        if isinstance(module, nn.Conv2d):
+            index += 1
+            names[f"conv{block}_{index}"] = module
+        elif isinstance(module, nn.MaxPool2d):
+            block, index = block + 1, 0
+    return names
+
+
+#: Which of A's layers start a deeper net (§3.1: "the first four convolutional layers and the last three fully-
+#: connected layers"): each of A's first four convolutions goes to the layer of the same name, whose shape is the
+#: same in B, C, D and E. A's conv2_1 (64→128) cannot go to the deeper net's *second* convolution, conv1_2
+#: (64→64): a literal "first four" copy does not fit, the same names do.
+FROM_A_CONVS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv3_2")
+
+
+def init_from_a(deep: VGG, a: VGG) -> VGG:
+    """Copy the layers of a trained configuration ``a`` into the deeper ``deep`` (§3.1), in place; return ``deep``.
+
+    A's convolutions :data:`FROM_A_CONVS` go into ``deep``'s convolutions of the same names, and A's three FC layers
+    into ``deep``'s; every other layer of ``deep`` keeps its own initialisation (the paper's: random). Both nets must
+    have the same widths and classifier; a layer whose shape differs raises a ``ValueError`` naming it.
+    """
+    source, target = conv_names(a), conv_names(deep)
+    pairs = [(f"{name}", source.get(name), target.get(name)) for name in FROM_A_CONVS]
+    linears = (
+        [m for m in a.classifier if isinstance(m, nn.Linear)],
+        [m for m in deep.classifier if isinstance(m, nn.Linear)],
+    )
+    pairs += [(f"FC-{i + 1}", s, t) for i, (s, t) in enumerate(zip(*linears))]
+    for name, s, t in pairs:
+        if s is None or t is None:
+            raise ValueError(f"{name} is missing from {'the source' if s is None else 'the target'} network")
+        if s.weight.shape != t.weight.shape:
+            raise ValueError(
+                f"cannot copy {name}: the source's weight is {tuple(s.weight.shape)}, the target's "
+                f"{tuple(t.weight.shape)} (build both nets with the same width, fc_width, pooled_size, num_classes)"
+            )
+    with torch.no_grad():
+        for _, s, t in pairs:
+            t.weight.copy_(s.weight)
+            t.bias.copy_(s.bias)
+    return deep

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from vgg_tutorial.accounting import count_parameters, layer_stats
 from vgg_tutorial.configs import CONFIGS, FC_WIDTHS, INPUT_SIZE, PAPER_PARAMS_MILLIONS, RECIPE, weight_layers
+from vgg_tutorial.models import INIT_STDS
 
 
 @dataclass
@@ -212,9 +213,10 @@ RECIPE: list[tuple[str, str, str, str]] = [
         "A from random: weights N(0, 10⁻² variance), biases 0; deeper nets start from A's first four conv and "
         "last three FC layers",
         "§3.1",
-        "variance 10⁻² is a standard deviation of 0.1; torchvision instead draws FC weights with std 0.01 and "
-        "conv weights with Kaiming's scheme; after submission the authors found Glorot's initialisation works "
-        "without pre-training",
+        "read as std 0.01 (AlexNet's), A at full width starts at loss ln 1000 and trains; read literally as std 0.1, "
+        "its logits are ~10⁵ and one SGD step makes the loss NaN (measured, chapter 8); A's four convs go to the "
+        "layers of the same name (conv1_1, conv2_1, conv3_1, conv3_2), not the deeper net's first four; after "
+        "submission the authors found Glorot's initialisation works without pre-training",
     ),
     ("training crop", "224×224, one random crop per image per SGD iteration", "§3.1", ""),
     ("augmentation", "random horizontal flip; random RGB colour shift as in AlexNet", "§3.1", "AlexNet's PCA lighting"),
@@ -261,8 +263,11 @@ def layer_table(name: str, *, batch_norm: bool = False, image_size: int = INPUT_
     return Table(header, rows, f"Configuration {name}, one {image_size}×{image_size} image")
 
 
-def init_scale_table(name: str, *, paper_std: float = 0.1) -> Table:
-    """Why the paper's "variance 10⁻²" could not train deep nets from scratch (§3.1), computed per layer.
+def init_scale_table(name: str, *, paper_std: float = INIT_STDS["paper"]) -> Table:
+    """Why the paper's initialisation could not train deep nets from scratch (§3.1), computed per layer.
+
+    ``paper_std`` is 0.01, the reading of "10⁻² variance" that trains A (:mod:`vgg_tutorial.init_study`); pass
+    ``INIT_STDS["paper-literal"]`` (0.1) for the literal one.
 
     For a ReLU network, a layer with fan-in ``n`` and weights of standard deviation ``σ`` multiplies the mean square
     of its input by ``n σ² / 2`` (He et al., 2015). Kaiming's ``σ = sqrt(2 / n)`` makes that gain 1. (The first
@@ -280,7 +285,7 @@ def init_scale_table(name: str, *, paper_std: float = 0.1) -> Table:
                     f"{fan_in:,}",
                     f"{(2 / fan_in) ** 0.5:.4f}",
                     f"{paper_std}",
-                    f"{gain:.1f}×",
+                    f"{gain:.3g}×",
                     f"{total:.3g}×",
                 ]
             )

@@ -78,8 +78,16 @@ def _check_split(split: str) -> str:
     return split
 
 
-def _draw_params(labels: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """The random nuisance of every image: where the object is, how big, how turned, and its colours."""
+#: The object's radius (as a share of half the image side) is drawn uniformly from this range by default.
+RADIUS = (0.45, 0.7)
+
+
+def _draw_params(labels: torch.Tensor, gen: torch.Generator, radius: tuple[float, float] = RADIUS) -> dict:
+    """The random nuisance of every image: where the object is, how big, how turned, and its colours.
+
+    ``radius`` other than :data:`RADIUS` draws the radius *log*-uniformly from that range, so that each doubling of
+    the object's size is as likely as the next (objects "at all scales", what scale jittering is for, §3.1).
+    """
     n = len(labels)
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
@@ -95,7 +103,7 @@ def _draw_params(labels: torch.Tensor, gen: torch.Generator) -> dict[str, torch.
     foreground = (background + uniform(0.3, 0.7, 3)) % 1.0
     return {
         "centre": uniform(-0.3, 0.3, 2),
-        "radius": uniform(0.45, 0.7),
+        "radius": uniform(*radius) if radius == RADIUS else uniform(*map(math.log, radius)).exp(),
         "angle": angle,
         "background": background,
         "foreground": foreground,
@@ -163,12 +171,12 @@ def _render(labels: torch.Tensor, params: dict[str, torch.Tensor], size: int, ge
     return image.clamp_(0, 1)
 
 
-def _render_chunks(split: str, image_size: int, per_class: int, seed: int):
+def _render_chunks(split: str, image_size: int, per_class: int, seed: int, radius: tuple[float, float] = RADIUS):
     """Yield ``(first_index, images, labels)`` of the split, ``_CHUNK`` images at a time (uint8, N×3×H×W)."""
     gen = torch.Generator().manual_seed(_split_seed(seed, _check_split(split)))
     n = per_class * len(SYNTHETIC_CLASSES)
     labels = torch.arange(n) % len(SYNTHETIC_CLASSES)
-    params = _draw_params(labels, gen)
+    params = _draw_params(labels, gen, radius)
     for start in range(0, n, _CHUNK):
         part = slice(start, start + _CHUNK)
         chunk = _render(labels[part], {k: p[part] for k, p in params.items()}, image_size, gen)
@@ -188,17 +196,22 @@ def _one_thread():
 
 
 def render_split(
-    split: str = "train", *, image_size: int = 64, per_class: int = 100, seed: int = 0
+    split: str = "train",
+    *,
+    image_size: int = 64,
+    per_class: int = 100,
+    seed: int = 0,
+    radius: tuple[float, float] = RADIUS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate one split: uint8 images N×3×``image_size``×``image_size`` and int64 labels, N = 10·``per_class``.
 
     Deterministic: the same arguments give the same tensors. Labels cycle 0, 1, ..., 9, 0, 1, ... so any prefix of
-    the split is (nearly) class-balanced.
+    the split is (nearly) class-balanced. ``radius`` sets the range of object sizes (see :func:`_draw_params`).
     """
     images = torch.empty(per_class * len(SYNTHETIC_CLASSES), 3, image_size, image_size, dtype=torch.uint8)
     labels = torch.empty(len(images), dtype=torch.int64)
     with _one_thread():
-        for start, chunk, chunk_labels in _render_chunks(split, image_size, per_class, seed):
+        for start, chunk, chunk_labels in _render_chunks(split, image_size, per_class, seed, radius):
             images[start : start + len(chunk)] = chunk
             labels[start : start + len(chunk)] = chunk_labels
     return images, labels

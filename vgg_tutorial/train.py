@@ -57,6 +57,7 @@ from vgg_tutorial.runs import (
     seed_everything,
     write_history,
 )
+from vgg_tutorial.transforms import default_scale
 
 #: Learning-rate schedules: the paper's divide-by-10-on-plateau (§3.1) and two modern ones.
 SCHEDULES = ("plateau", "onecycle", "cosine")
@@ -112,6 +113,9 @@ class TrainConfig:
     train_per_class: int | None = None
     val_per_class: int | None = None
     image_size: int = 64
+    scale: int | None = None  # training scale S (§3.1); None: image_size · 256 / 224
+    scale_max: int | None = None  # with it, S is jittered in [scale, scale_max] per image (§3.1)
+    test_scale: int | None = None  # Q; None: S, or (S_min + S_max) / 2 when jittered (§4.1)
     augment: bool = True
     epochs: int = 10
     batch_size: int = 64
@@ -168,6 +172,11 @@ class TrainConfig:
         for name in ["train_per_class", "val_per_class"]:
             if getattr(self, name) is not None:
                 _whole(name, getattr(self, name), 1)
+        for name in ["scale", "test_scale"]:  # S and Q: the image is rescaled to them, then cropped to image_size
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name), self.image_size)
+        if self.scale_max is not None:
+            _whole("scale_max", self.scale_max, self.scale or default_scale(self.image_size))
         if not isinstance(self.output, str) or not self.output:
             raise ConfigError("output", f"output must be a folder name, got {self.output!r}")
         if self.resume and self.overwrite:
@@ -195,6 +204,8 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
         cfg.dataset,
         cfg.data,
         image_size=cfg.image_size,
+        scale=training_scale(cfg),
+        test_scale=cfg.test_scale,
         batch_size=cfg.batch_size,
         num_workers=cfg.workers,
         augment=cfg.augment,
@@ -209,6 +220,14 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
         dtype=engine.dtype or torch.float32,
         memory_format=engine.memory_format,
     )
+
+
+def training_scale(cfg: TrainConfig) -> int | tuple[int, int] | None:
+    """S of ``cfg``: an int, (S_min, S_max) when ``scale_max`` is set, or None for the default."""
+    if cfg.scale_max is None:
+        return cfg.scale
+    low = cfg.scale if cfg.scale is not None else default_scale(cfg.image_size)
+    return (low, cfg.scale_max)
 
 
 def build_model(cfg: TrainConfig, num_classes: int = 10) -> nn.Module:
@@ -515,6 +534,9 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--train-per-class", type=int, default=None, help="synthetic only (None: as Imagenette)")
     data.add_argument("--val-per-class", type=int, default=None, help="synthetic only (None: as Imagenette)")
     data.add_argument("--image-size", type=int, default=d.image_size, help="crop side (224 = paper)")
+    data.add_argument("--scale", type=int, default=None, help="training scale S (default: image size · 256/224)")
+    data.add_argument("--scale-max", type=int, default=None, help="jitter S in [--scale, --scale-max] (§3.1)")
+    data.add_argument("--test-scale", type=int, default=None, help="test scale Q (default: S, or the jitter's middle)")
     data.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
