@@ -80,7 +80,8 @@ def test_test_scales_follow_section_4_2_scaled_to_the_crop():
     assert vw.evaluation_scales(224, (256, 512)) == (384, (256, 384, 512))  # S_min, middle, S_max
     assert vw.evaluation_scales(64, (73, 73)) == (73, (64, 73, 82))  # 32 px of 224 is 9 px of 64
     assert vw.training_scales({"image_size": 64}) == (73, 73)  # no scale recorded: make_dataloaders' default
-    assert vw.training_scales({"image_size": 64, "scale": [64, 128]}) == (64, 128)
+    assert vw.training_scales({"image_size": 64, "scale": 80}) == (80, 80)
+    assert vw.training_scales({"image_size": 64, "scale_max": 96}) == (73, 96)  # S_min: the default S
     assert vw.training_scales({"image_size": 64, "scale": 80, "scale_max": 96}) == (80, 96)
 
 
@@ -288,7 +289,7 @@ def test_multi_scale_uses_the_scales_of_the_training_run(tmp_path, monkeypatch):
     real_rescale = vw.rescale
     monkeypatch.setattr(vw, "rescale", spy)
     state = torch.load(make_checkpoint(tmp_path), weights_only=False)
-    state["meta"]["config"]["scale"] = [40, 56]  # a jittered run: S ∈ [40; 56], whatever TrainConfig calls it
+    state["meta"]["config"] |= {"scale": 40, "scale_max": 56}  # a jittered run: S ∈ [40; 56]
     report = ev.evaluate_checkpoint(state, methods=["dense"], limit=2, device="cpu")
     assert report["test_scale"] == 48 and report["multi_scales"] == [40, 48, 56]
     assert list(report["results"]) == ["dense Q=48", "dense Q=40,48,56"]

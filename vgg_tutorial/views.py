@@ -68,16 +68,12 @@ def check_test_scale(scale: int, crop_size: int) -> int:
 def training_scales(config: Mapping) -> tuple[int, int]:
     """The training scale of a run's config as ``(S_min, S_max)``; ``S_min == S_max`` for a fixed scale S.
 
-    Read from ``scale`` (an int S or a pair ``[S_min, S_max]``), ``scale_min`` and ``scale_max`` when the config has
-    them; otherwise the default of :func:`~vgg_tutorial.data.make_dataloaders`, S = ``default_scale(image_size)``
-    (S = 256 for a 224 crop, §3.1).
+    Read from the :class:`~vgg_tutorial.train.TrainConfig` fields ``scale`` (S, or S_min when jittered) and
+    ``scale_max``; a run that set neither used the default of :func:`~vgg_tutorial.data.make_dataloaders`,
+    S = ``default_scale(image_size)`` (S = 256 for a 224 crop, §3.1).
     """
-    scale = config.get("scale")
-    low, high = tuple(scale) if isinstance(scale, (list, tuple)) else (scale, scale)
-    low = config.get("scale_min") or low
-    high = config.get("scale_max") or high
-    low = low or default_scale(config["image_size"])
-    return int(low), int(high or low)
+    low = config.get("scale") or default_scale(config["image_size"])
+    return int(low), int(config.get("scale_max") or low)
 
 
 def evaluation_scales(crop_size: int, scales: tuple[int, int]) -> tuple[int, tuple[int, ...]]:
