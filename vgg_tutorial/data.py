@@ -5,6 +5,11 @@ The paper trains on ImageNet (ILSVRC-2012, 1.3M images, 1000 classes, §4). This
 :class:`~torchvision.datasets.Imagenette`, or, where Imagenette cannot be downloaded, on the synthetic dataset of
 :mod:`vgg_tutorial.synthetic`. Both live on disk in the same layout, ``<folder>/{train,val}/<wnid>/*.JPEG``, and
 both go through the transforms of :mod:`vgg_tutorial.transforms`.
+
+The full ImageNet, or any dataset prepared in that layout, is ``dataset="imagefolder"`` (``--dataset imagefolder
+--data ROOT``): ``ROOT/train/<wnid>/*.JPEG`` and ``ROOT/val/<wnid>/*.JPEG``, the classes being the folders of
+``ROOT/train``, sorted (:func:`folder_wnids`), and ``ROOT/val`` holding exactly the same folders. ImageNet's
+validation images come in one flat folder; the book's chapter 9 shows how to sort them into class folders.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ IMAGENETTE_SIZES = {"160px": 160, "320px": 320, "full": None}
 IMAGENETTE_WNIDS: tuple[str, ...] = tuple(sorted(Imagenette._WNID_TO_CLASS))
 IMAGENETTE_CLASSES: tuple[str, ...] = tuple(Imagenette._WNID_TO_CLASS[wnid][0] for wnid in IMAGENETTE_WNIDS)
 
-DATASETS = ("synthetic", "imagenette")
+DATASETS = ("synthetic", "imagenette", "imagefolder")
 #: The class folders of each dataset, in label order.
 WNIDS = {"synthetic": SYNTHETIC_WNIDS, "imagenette": IMAGENETTE_WNIDS}
 #: How the training split is batched: decoded per batch on the host, or decoded once and augmented on the device.
@@ -292,7 +297,26 @@ def synthetic(root: str | Path, split: str = "train", image_size: int = 160, *, 
 
 def class_names(dataset: str) -> tuple[str, ...]:
     """Readable class names, in label order, of ``"synthetic"`` or ``"imagenette"``."""
-    return {"synthetic": SYNTHETIC_CLASSES, "imagenette": IMAGENETTE_CLASSES}[_check_dataset(dataset)]
+    if _check_dataset(dataset) == "imagefolder":
+        raise ValueError("an imagefolder dataset's classes are its folders: see folder_wnids(root)")
+    return {"synthetic": SYNTHETIC_CLASSES, "imagenette": IMAGENETTE_CLASSES}[dataset]
+
+
+def folder_wnids(root: str | Path) -> tuple[str, ...]:
+    """The classes of a dataset in ImageFolder layout: the folders of ``root/train``, sorted (hidden ones left out).
+
+    For ImageNet prepared as ``train/<wnid>/`` and ``val/<wnid>/``: its 1,000 WordNet ids, ``n01440764`` (tench)
+    first, which is the label order of torchvision's ``ImageNet`` and of its pretrained weights.
+    """
+    train = Path(root) / "train"
+    found = train.iterdir() if train.is_dir() else []
+    wnids = sorted(p.name for p in found if p.is_dir() and not p.name.startswith("."))
+    if not wnids:
+        raise DatasetNotFoundError(
+            f"no class folders in {train}: --dataset imagefolder reads ROOT/train/<class>/*.JPEG and "
+            f"ROOT/val/<class>/*.JPEG (ImageNet's layout once its val images are sorted into class folders)"
+        )
+    return tuple(wnids)
 
 
 def _check_dataset(dataset: str) -> str:
@@ -333,6 +357,8 @@ def make_dataloaders(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     memory_format: torch.memory_format = torch.contiguous_format,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[Iterable, DataLoader]:
     """Training and validation loaders with the paper's augmentation and test-time preprocessing (§3.1, §3.2).
 
@@ -344,7 +370,8 @@ def make_dataloaders(
     - ``dataset="synthetic"`` generates the images first (JPEGs under ``root``; ``in_memory=True`` keeps them in
       memory instead); its images are drawn at S_max so rescaling never enlarges them. ``train_per_class`` and
       ``val_per_class`` choose its size (default: Imagenette's). ``dataset="imagenette"`` picks the smallest
-      torchvision size that is at least S_max.
+      torchvision size that is at least S_max. ``dataset="imagefolder"`` reads ``root/{train,val}/<class>/``
+      (:func:`folder_wnids`); its images are not all decoded first to find unreadable ones, as the others' are.
     - ``loader``: how the training split is batched (:mod:`vgg_tutorial.loaders`). ``"host"``: a
       :func:`~vgg_tutorial.loaders.host_loader`, images decoded and augmented per batch by ``num_workers`` worker
       processes (0 for CPU demos, 2 on Colab's two cores); ``"device"``: a :class:`~vgg_tutorial.loaders.DeviceLoader`,
@@ -352,6 +379,8 @@ def make_dataloaders(
     - ``seed`` draws the order of every epoch and the random augmentations; ``data_seed`` draws the synthetic images,
       kept apart so that runs with different seeds train and validate on the same data.
     - ``pin_memory`` defaults to "CUDA is available".
+    - ``rank``, ``world_size``: with several processes, ``batch_size`` is each one's share of the global batch, and
+      the training loader yields process ``rank``'s share (:func:`~vgg_tutorial.loaders.shard`, §3.3).
     """
     _check_dataset(dataset)
     if loader not in LOADERS:
@@ -367,8 +396,11 @@ def make_dataloaders(
         "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
     }
     size = smallest_imagenette_size(high)
+    wnids = folder_wnids(root) if dataset == "imagefolder" else WNIDS[dataset]
 
     def open_split(split: str, transform) -> Dataset:
+        if dataset == "imagefolder":
+            return CheckedImageFolder(Path(root) / split, wnids, wnids, transform=transform)
         if dataset == "imagenette":
             return imagenette(root, split, size, download=download and split == "train", transform=transform)
         if in_memory:
@@ -385,7 +417,13 @@ def make_dataloaders(
         )
         train_set = open_split("train", train_tf)
         train_loader = host_loader(
-            train_set, batch_size=batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory
+            train_set,
+            batch_size=batch_size,
+            seed=seed,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            rank=rank,
+            world_size=world_size,
         )
         val_set = open_split("val", val_tf)
     else:
@@ -393,8 +431,9 @@ def make_dataloaders(
         if dataset == "synthetic" and in_memory:
             images, labels = render_split("train", image_size=high, per_class=counts["train_per_class"], seed=data_seed)
         else:
-            folder = imagenette_dir(root, size) if dataset == "imagenette" else synthetic_dir(root, high)
-            images, labels = decode_split(folder / "train", high, wnids=WNIDS[dataset])
+            folders = {"imagenette": imagenette_dir(root, size), "imagefolder": Path(root)}
+            folder = folders.get(dataset) or synthetic_dir(root, high)
+            images, labels = decode_split(folder / "train", high, wnids=wnids)
         if not augment:  # rescale and centre crop only, as the host loader's eval_transform(S, crop)
             images = F.center_crop(images, [image_size])
         train_loader = DeviceLoader(
@@ -410,8 +449,11 @@ def make_dataloaders(
             dtype=dtype,
             memory_format=memory_format,
             seed=seed,
+            rank=rank,
+            world_size=world_size,
         )
-    if isinstance(val_set, ImageFolder):  # images on disk: find unreadable files now, not in the middle of an epoch
+    # Images on disk: find unreadable files now, not in the middle of an epoch (ImageNet's 1.3M would take long).
+    if isinstance(val_set, ImageFolder) and dataset != "imagefolder":
         for split in SPLITS:
             check_readable_images(Path(val_set.root).parent / split)
     val_loader = DataLoader(

@@ -11,6 +11,9 @@
 (and the seeds of its random augmentations) is a function of ``(seed, epoch)`` rather than a generator that
 advances, a run resumed at epoch ``e`` (:func:`set_epoch`) sees the same batches as an uninterrupted one. The
 device loader decodes at a fixed S; scale jittering (S ∈ [256, 512]) would need a resize per batch and is not done.
+
+With several processes (:mod:`vgg_tutorial.distributed`, the paper's §3.3) both loaders take ``rank`` and
+``world_size``: every process draws the same global order and takes its slice of each global batch (:func:`shard`).
 """
 
 from __future__ import annotations
@@ -60,34 +63,60 @@ def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
 
 
+def shard(order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """Process ``rank``'s part of an epoch's ``order`` when ``world_size`` processes take ``batch_size`` images each.
+
+    Global batch ``k`` is ``order[k·B : (k+1)·B]`` with B = ``batch_size`` × ``world_size``, as for one process with
+    batch B; process ``r`` takes its ``r``-th slice of ``batch_size`` images. With one process, ``order`` itself.
+    With several, the last incomplete global batch (fewer than B images; a different few each epoch, since the
+    order is reshuffled) is left out, so that every process takes as many steps as the others, on equal shares.
+    """
+    if world_size == 1:
+        return order
+    whole = len(order) // (batch_size * world_size) * batch_size * world_size
+    return order[:whole].reshape(-1, world_size, batch_size)[:, rank].reshape(-1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # On the host: a DataLoader whose order and worker seeds derive from (seed, epoch)
 # ---------------------------------------------------------------------------------------------------------------
 
 
 class EpochSampler(Sampler[int]):
-    """A random permutation of the dataset per epoch, drawn from ``epoch_seed(seed, epoch)``.
+    """A random permutation of the dataset per epoch, drawn from ``epoch_seed(seed, epoch)``; with ``world_size``
+    processes, process ``rank``'s :func:`shard` of it for batches of ``batch_size``.
 
     Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``).
     """
 
-    def __init__(self, length: int, seed: int = 0) -> None:
+    def __init__(self, length: int, seed: int = 0, *, batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
         self.length, self.seed, self.epoch = length, seed, 0
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        return len(shard(torch.arange(self.length), self.batch_size, self.rank, self.world_size))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(torch.randperm(self.length, generator=epoch_generator(self.seed, self.epoch)).tolist())
+        order = torch.randperm(self.length, generator=epoch_generator(self.seed, self.epoch))
+        return iter(shard(order, self.batch_size, self.rank, self.world_size).tolist())
 
 
 def host_loader(
-    dataset: Dataset, *, batch_size: int, seed: int = 0, num_workers: int = 0, pin_memory: bool = False
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A training loader whose data order and worker seeds derive from ``(seed, epoch)`` (see :func:`set_epoch`).
+
+    ``batch_size`` is this process's share of the global batch when ``world_size`` processes train (:func:`shard`).
 
     Worker processes are not kept across epochs (``persistent_workers=False``): each epoch's workers are seeded
     afresh from the loader's generator, which :func:`set_epoch` re-seeds, so random augmentations in workers are
@@ -97,7 +126,7 @@ def host_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), seed),
+        sampler=EpochSampler(len(dataset), seed, batch_size=batch_size, rank=rank, world_size=world_size),
         num_workers=num_workers,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(seed),
@@ -149,6 +178,9 @@ class DeviceLoader:
     :func:`vgg_tutorial.transforms.train_transform`), in ``dtype`` and ``memory_format``, on ``device``.
     ``storage`` ("device", "pinned", "host" or None to let :func:`choose_storage` decide) says where the uint8
     images live. Like a ``DataLoader``: ``len()`` is the number of batches and each ``iter()`` is a new epoch.
+    With ``world_size`` processes, ``batch_size`` is this process's share: process ``rank`` takes its :func:`shard`
+    of the epoch's order, and its slice of the augmentations drawn for the whole global batch, so that the
+    processes together see exactly the batches one process with batch ``batch_size × world_size`` would.
     """
 
     def __init__(
@@ -170,6 +202,8 @@ class DeviceLoader:
         seed: int = 0,
         storage: str | None = None,
         headroom: float = DEFAULT_HEADROOM,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 images N×3×H×W, got {images.dtype} of shape {tuple(images.shape)}")
@@ -193,13 +227,14 @@ class DeviceLoader:
         self.color_shift = color_shift
         self.dtype, self.memory_format = dtype, memory_format
         self.seed, self.epoch = seed, 0
+        self.rank, self.world_size = rank, world_size
         # The mean (and std) of [0, 1] pixels, folded into one multiply-add on uint8 values: x / 255 · scale − shift.
         std = std if std is not None else (1.0,) * len(mean)
         self._mean = torch.tensor(mean, device=self.device)
         self._inv_std = 1 / torch.tensor(std, device=self.device)
 
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = len(shard(self.labels, self.batch_size, self.rank, self.world_size))
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -215,7 +250,7 @@ class DeviceLoader:
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        order = self.order(epoch)
+        order = shard(self.order(epoch), self.batch_size, self.rank, self.world_size)
         augment = epoch_generator(self.seed, epoch, self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
@@ -231,16 +266,18 @@ class DeviceLoader:
         return batch.to(self.device, non_blocking=True)
 
     def augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Crop, flip, colour-shift and normalise a uint8 batch B×3×S×S on the device, drawing from ``generator``."""
+        """Crop, flip, colour-shift and normalise a uint8 batch B×3×S×S on the device, drawing from ``generator``
+        (for the whole global batch when several processes train, keeping this process's slice)."""
         b, _, height, width = images.shape
         size, device = self.crop_size, images.device
-        top = torch.randint(0, height - size + 1, (b,), device=device, generator=generator)
-        left = torch.randint(0, width - size + 1, (b,), device=device, generator=generator)
-        flip = torch.rand(b, device=device, generator=generator) < 0.5
+        n, mine = b * self.world_size, slice(self.rank * b, (self.rank + 1) * b)
+        top = torch.randint(0, height - size + 1, (n,), device=device, generator=generator)[mine]
+        left = torch.randint(0, width - size + 1, (n,), device=device, generator=generator)[mine]
+        flip = torch.rand(n, device=device, generator=generator)[mine] < 0.5
         if not self.flip:
             flip = torch.zeros_like(flip)
         crops = crop_and_flip(images, top, left, flip, size)
-        alpha = torch.randn(b, 3, device=device, generator=generator) * self.color_shift
+        alpha = torch.randn(n, 3, device=device, generator=generator)[mine] * self.color_shift
         shift = (pca_offsets(alpha) - self._mean) * self._inv_std  # B × 3, per-image offset after normalising
         scale = self._inv_std / 255
         out = crops.float().mul_(scale[None, :, None, None]).add_(shift[:, :, None, None])  # one new tensor, not three
