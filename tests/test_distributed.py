@@ -155,15 +155,6 @@ def test_one_process_is_left_alone():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as each torchrun worker has (OMP_NUM_THREADS=1): two threads on two busy cores are slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_two_processes_give_the_weights_of_one_with_the_same_global_batch(ddp_run, tmp_path, one_thread):
     """§3.3: "the result is exactly the same as when training on a single GPU" (here, to float rounding)."""
     folder, two = ddp_run
