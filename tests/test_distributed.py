@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,19 @@ def test_one_process_is_left_alone():
     assert D.main_first(lambda: 42) == 42 and D.share("x") == "x"
     assert D.average({"loss": 1.5}) == {"loss": 1.5}
     assert D.start(torch.device("cpu")) == torch.device("cpu") and not torch.distributed.is_initialized()
+
+
+def test_sync_batch_norm_converts_in_a_process_group_and_needs_a_gpu(tmp_path):
+    with pytest.raises(T.ConfigError, match="sync_batch_norm needs CUDA GPUs"):
+        T.TrainConfig(sync_batch_norm=True, device="cpu", output=str(tmp_path))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    address = f"tcp://127.0.0.1:{free_port()}"
+    group = dict(init_method=address, rank=0, world_size=1, timeout=timedelta(seconds=30))
+    torch.distributed.init_process_group("gloo", **group)
+    try:
+        assert isinstance(D.convert_batch_norm(model)[1], torch.nn.SyncBatchNorm)
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 # ---------------------------------------------------------------------------------------------------------------

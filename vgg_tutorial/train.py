@@ -185,6 +185,8 @@ class TrainConfig:
             device = pick_device(self.device)
         except ValueError as error:
             raise ConfigError("device", str(error)) from None
+        if self.sync_batch_norm and device.type != "cuda":  # PyTorch's SyncBatchNorm runs on GPUs only
+            raise ConfigError("sync_batch_norm", "sync_batch_norm needs CUDA GPUs; on a CPU leave it off")
         if self.precision == "fp16" and device.type != "cuda":
             raise ConfigError("precision", "precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 here")
         return self
