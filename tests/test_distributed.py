@@ -4,6 +4,7 @@ The multi-process tests start ``torchrun`` with 2 CPU processes talking over glo
 subprocess timeout (and by the process group's own timeout inside), so a hang fails the test instead of CI.
 """
 
+import dataclasses
 import os
 import signal
 import socket
@@ -140,6 +141,17 @@ def test_the_global_batch_must_split_evenly(monkeypatch, tmp_path):
     with pytest.raises(T.ConfigError, match="multiple of 3") as error:
         T.TrainConfig(batch_size=64, output=str(tmp_path))
     assert error.value.field == "batch_size"
+
+
+def test_a_checkpoint_older_than_sync_batch_norm_still_resumes(tmp_path):
+    cfg = T.TrainConfig(output=str(tmp_path))
+    meta = {"machine": {"device": "cpu"}, "precision": "fp32"}
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "sync_batch_norm"}
+    assert T.resume_conflicts({"meta": {**meta, "config": old}, "epoch": 1}, cfg, meta) == []
+    cfg.sync_batch_norm = True
+    assert T.resume_conflicts({"meta": {**meta, "config": old}, "epoch": 1}, cfg, meta) == [
+        "sync_batch_norm: False in the checkpoint, True now"
+    ]
 
 
 def test_one_process_is_left_alone():

@@ -364,11 +364,13 @@ def resume_conflicts(saved: dict, cfg: TrainConfig, meta: dict) -> list[str]:
 
     Every field but those in :data:`RESUMABLE` must be equal, and so must the device type and the precision in use
     (``precision="auto"`` is bf16 on an A100 but fp16 on a T4). ``epochs`` may grow with the plateau schedule only.
+    A field added to :class:`TrainConfig` after the checkpoint was written counts as its default there.
     """
     before = saved["meta"].get("config")
     if before is None:
         return ["the checkpoint holds no configuration (an older version of vgg_tutorial wrote it)"]
     now = dataclasses.asdict(cfg)
+    before = {field.name: field.default for field in dataclasses.fields(TrainConfig)} | before
     problems = [
         f"{name}: {before.get(name)!r} in the checkpoint, {value!r} now"
         for name, value in now.items()
