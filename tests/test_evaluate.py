@@ -20,12 +20,8 @@ TINY = dict(config="A", width=1 / 8, fc_width=16, pooled_size=1, image_size=32, 
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared, busy CPU run far faster on one thread than on two that wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here on one torch thread (see conftest.py)."""
 
 
 def make_checkpoint(folder, num_classes=10, weights_config=None, **changes):

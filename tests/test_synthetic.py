@@ -57,15 +57,6 @@ def test_mean_colour_does_not_predict_the_class():
     assert accuracy < 0.2
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions run faster on one thread, and a busy machine cannot slow them by thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_small_conv_net_learns_it(one_thread):
     """A three-block conv net with batch norm, eight epochs on 1,000 images of 32 px: well above chance (10%)."""
     torch.manual_seed(0)

@@ -5,6 +5,11 @@ The paper trains on ImageNet (ILSVRC-2012, 1.3M images, 1000 classes, §4). This
 :class:`~torchvision.datasets.Imagenette`, or, where Imagenette cannot be downloaded, on the synthetic dataset of
 :mod:`vgg_tutorial.synthetic`. Both live on disk in the same layout, ``<folder>/{train,val}/<wnid>/*.JPEG``, and
 both go through the transforms of :mod:`vgg_tutorial.transforms`.
+
+The full ImageNet, or any dataset prepared in that layout, is ``dataset="imagefolder"`` (``--dataset imagefolder
+--data ROOT``): ``ROOT/train/<wnid>/*.JPEG`` and ``ROOT/val/<wnid>/*.JPEG``, the classes being the folders of
+``ROOT/train``, sorted (:func:`folder_wnids`), and ``ROOT/val`` holding exactly the same folders. ImageNet's
+validation images come in one flat folder; the book's chapter 9 shows how to sort them into class folders.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ IMAGENETTE_SIZES = {"160px": 160, "320px": 320, "full": None}
 IMAGENETTE_WNIDS: tuple[str, ...] = tuple(sorted(Imagenette._WNID_TO_CLASS))
 IMAGENETTE_CLASSES: tuple[str, ...] = tuple(Imagenette._WNID_TO_CLASS[wnid][0] for wnid in IMAGENETTE_WNIDS)
 
-DATASETS = ("synthetic", "imagenette")
+DATASETS = ("synthetic", "imagenette", "imagefolder")
 #: The class folders of each dataset, in label order.
 WNIDS = {"synthetic": SYNTHETIC_WNIDS, "imagenette": IMAGENETTE_WNIDS}
 #: How the training split is batched: decoded per batch on the host, or decoded once and augmented on the device.
@@ -293,7 +298,26 @@ def synthetic(root: str | Path, split: str = "train", image_size: int = 160, *, 
 
 def class_names(dataset: str) -> tuple[str, ...]:
     """Readable class names, in label order, of ``"synthetic"`` or ``"imagenette"``."""
-    return {"synthetic": SYNTHETIC_CLASSES, "imagenette": IMAGENETTE_CLASSES}[_check_dataset(dataset)]
+    if _check_dataset(dataset) == "imagefolder":
+        raise ValueError("an imagefolder dataset's classes are its folders: see folder_wnids(root)")
+    return {"synthetic": SYNTHETIC_CLASSES, "imagenette": IMAGENETTE_CLASSES}[dataset]
+
+
+def folder_wnids(root: str | Path) -> tuple[str, ...]:
+    """The classes of a dataset in ImageFolder layout: the folders of ``root/train``, sorted (hidden ones left out).
+
+    For ImageNet prepared as ``train/<wnid>/`` and ``val/<wnid>/``: its 1,000 WordNet ids, ``n01440764`` (tench)
+    first, which is the label order of torchvision's ``ImageNet`` and of its pretrained weights.
+    """
+    train = Path(root) / "train"
+    found = train.iterdir() if train.is_dir() else []
+    wnids = sorted(p.name for p in found if p.is_dir() and not p.name.startswith("."))
+    if not wnids:
+        raise DatasetNotFoundError(
+            f"no class folders in {train}: --dataset imagefolder reads ROOT/train/<class>/*.JPEG and "
+            f"ROOT/val/<class>/*.JPEG (ImageNet's layout once its val images are sorted into class folders)"
+        )
+    return tuple(wnids)
 
 
 def _check_dataset(dataset: str) -> str:
@@ -335,6 +359,8 @@ def make_dataloaders(
     dtype: torch.dtype = torch.float32,
     memory_format: torch.memory_format = torch.contiguous_format,
     jitter: str = "image",
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[Iterable, DataLoader]:
     """Training and validation loaders with the paper's augmentation and test-time preprocessing (§3.1, §3.2).
 
@@ -346,7 +372,8 @@ def make_dataloaders(
     - ``dataset="synthetic"`` generates the images first (JPEGs under ``root``; ``in_memory=True`` keeps them in
       memory instead); its images are drawn at S_max so rescaling never enlarges them. ``train_per_class`` and
       ``val_per_class`` choose its size (default: Imagenette's). ``dataset="imagenette"`` picks the smallest
-      torchvision size that is at least S_max.
+      torchvision size that is at least S_max. ``dataset="imagefolder"`` reads ``root/{train,val}/<class>/``
+      (:func:`folder_wnids`); its images are not all decoded first to find unreadable ones, as the others' are.
     - ``loader``: how the training split is batched (:mod:`vgg_tutorial.loaders`). ``"host"``: a
       :func:`~vgg_tutorial.loaders.host_loader`, images decoded and augmented per batch by ``num_workers`` worker
       processes (0 for CPU demos, 2 on Colab's two cores); ``"device"``: a :class:`~vgg_tutorial.loaders.DeviceLoader`,
@@ -355,6 +382,8 @@ def make_dataloaders(
     - ``seed`` draws the order of every epoch and the random augmentations; ``data_seed`` draws the synthetic images,
       kept apart so that runs with different seeds train and validate on the same data.
     - ``pin_memory`` defaults to "CUDA is available".
+    - ``rank``, ``world_size``: with several processes, ``batch_size`` is each one's share of the global batch, and
+      the training loader yields process ``rank``'s share (:func:`~vgg_tutorial.loaders.shard`, §3.3).
     """
     _check_dataset(dataset)
     if loader not in LOADERS:
@@ -368,8 +397,11 @@ def make_dataloaders(
         "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
     }
     size = smallest_imagenette_size(high)
+    wnids = folder_wnids(root) if dataset == "imagefolder" else WNIDS[dataset]
 
     def open_split(split: str, transform) -> Dataset:
+        if dataset == "imagefolder":
+            return CheckedImageFolder(Path(root) / split, wnids, wnids, transform=transform)
         if dataset == "imagenette":
             return imagenette(root, split, size, download=download and split == "train", transform=transform)
         if in_memory:
@@ -386,19 +418,26 @@ def make_dataloaders(
         )
         train_set = open_split("train", train_tf)
         train_loader = host_loader(
-            train_set, batch_size=batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory
+            train_set,
+            batch_size=batch_size,
+            seed=seed,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            rank=rank,
+            world_size=world_size,
         )
         val_set = open_split("val", val_tf)
     else:
         val_set = open_split("val", val_tf)  # downloads and checks Imagenette, writes the synthetic JPEGs
-        sizes, folder = None, imagenette_dir(root, size) if dataset == "imagenette" else synthetic_dir(root, high)
+        folders = {"imagenette": imagenette_dir(root, size), "imagefolder": Path(root)}
+        sizes, folder = None, folders.get(dataset) or synthetic_dir(root, high)
         if dataset == "synthetic" and in_memory:
             images, labels = render_split("train", image_size=high, per_class=counts["train_per_class"], seed=data_seed)
         elif augment:  # whole images, so that random crops reach every border (§3.1)
-            samples = make_dataset(folder / "train", class_folders(folder / "train", WNIDS[dataset]), IMG_EXTENSIONS)
+            samples = make_dataset(folder / "train", class_folders(folder / "train", wnids), IMG_EXTENSIONS)
             images, labels, sizes = decode_whole(samples, high)
         else:
-            images, labels = decode_split(folder / "train", high, wnids=WNIDS[dataset])
+            images, labels = decode_split(folder / "train", high, wnids=wnids)
         if not augment:  # rescale and centre crop only, as the host loader's eval_transform(S, crop)
             images = F.center_crop(images, [image_size])
         train_loader = DeviceLoader(
@@ -417,8 +456,11 @@ def make_dataloaders(
             sizes=sizes,
             scale=(low, high) if augment and low != high else None,
             jitter=jitter,
+            rank=rank,
+            world_size=world_size,
         )
-    if isinstance(val_set, ImageFolder):  # images on disk: find unreadable files now, not in the middle of an epoch
+    # Images on disk: find unreadable files now, not in the middle of an epoch (ImageNet's 1.3M would take long).
+    if isinstance(val_set, ImageFolder) and dataset != "imagefolder":
         for split in SPLITS:
             check_readable_images(Path(val_set.root).parent / split)
     val_loader = DataLoader(

@@ -15,6 +15,9 @@ The device loader's images keep their whole extent (not a centre square): each i
 the decode size, padded to the split's largest shape, with its true height and width in ``sizes``, and crops are
 drawn from the whole image, borders included. With ``scale`` (S or (S_min, S_max)) it rescales on the device:
 S is drawn per image (§3.1; a loop over the batch) or, with ``jitter="batch"``, once per batch (one resize).
+
+With several processes (:mod:`vgg_tutorial.distributed`, the paper's §3.3) both loaders take ``rank`` and
+``world_size``: every process draws the same global order and takes its slice of each global batch (:func:`shard`).
 """
 
 from __future__ import annotations
@@ -67,34 +70,60 @@ def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
 
 
+def shard(order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """Process ``rank``'s part of an epoch's ``order`` when ``world_size`` processes take ``batch_size`` images each.
+
+    Global batch ``k`` is ``order[k·B : (k+1)·B]`` with B = ``batch_size`` × ``world_size``, as for one process with
+    batch B; process ``r`` takes its ``r``-th slice of ``batch_size`` images. With one process, ``order`` itself.
+    With several, the last incomplete global batch (fewer than B images; a different few each epoch, since the
+    order is reshuffled) is left out, so that every process takes as many steps as the others, on equal shares.
+    """
+    if world_size == 1:
+        return order
+    whole = len(order) // (batch_size * world_size) * batch_size * world_size
+    return order[:whole].reshape(-1, world_size, batch_size)[:, rank].reshape(-1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # On the host: a DataLoader whose order and worker seeds derive from (seed, epoch)
 # ---------------------------------------------------------------------------------------------------------------
 
 
 class EpochSampler(Sampler[int]):
-    """A random permutation of the dataset per epoch, drawn from ``epoch_seed(seed, epoch)``.
+    """A random permutation of the dataset per epoch, drawn from ``epoch_seed(seed, epoch)``; with ``world_size``
+    processes, process ``rank``'s :func:`shard` of it for batches of ``batch_size``.
 
     Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``).
     """
 
-    def __init__(self, length: int, seed: int = 0) -> None:
+    def __init__(self, length: int, seed: int = 0, *, batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
         self.length, self.seed, self.epoch = length, seed, 0
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        return len(shard(torch.arange(self.length), self.batch_size, self.rank, self.world_size))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(torch.randperm(self.length, generator=epoch_generator(self.seed, self.epoch)).tolist())
+        order = torch.randperm(self.length, generator=epoch_generator(self.seed, self.epoch))
+        return iter(shard(order, self.batch_size, self.rank, self.world_size).tolist())
 
 
 def host_loader(
-    dataset: Dataset, *, batch_size: int, seed: int = 0, num_workers: int = 0, pin_memory: bool = False
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A training loader whose data order and worker seeds derive from ``(seed, epoch)`` (see :func:`set_epoch`).
+
+    ``batch_size`` is this process's share of the global batch when ``world_size`` processes train (:func:`shard`).
 
     Worker processes are not kept across epochs (``persistent_workers=False``): each epoch's workers are seeded
     afresh from the loader's generator, which :func:`set_epoch` re-seeds, so random augmentations in workers are
@@ -104,7 +133,7 @@ def host_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), seed),
+        sampler=EpochSampler(len(dataset), seed, batch_size=batch_size, rank=rank, world_size=world_size),
         num_workers=num_workers,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(seed),
@@ -160,6 +189,9 @@ class DeviceLoader:
     :func:`vgg_tutorial.transforms.train_transform`), in ``dtype`` and ``memory_format``, on ``device``.
     ``storage`` ("device", "pinned", "host" or None to let :func:`choose_storage` decide) says where the uint8
     images live. Like a ``DataLoader``: ``len()`` is the number of batches and each ``iter()`` is a new epoch.
+    With ``world_size`` processes, ``batch_size`` is this process's share: process ``rank`` takes its :func:`shard`
+    of the epoch's order, and its slice of the augmentations drawn for the whole global batch, so that the
+    processes together see exactly the batches one process with batch ``batch_size × world_size`` would.
     """
 
     def __init__(
@@ -184,6 +216,8 @@ class DeviceLoader:
         sizes: torch.Tensor | None = None,
         scale: int | tuple[int, int] | None = None,
         jitter: str = "image",
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 images N×3×H×W, got {images.dtype} of shape {tuple(images.shape)}")
@@ -215,13 +249,14 @@ class DeviceLoader:
         self.color_shift = color_shift
         self.dtype, self.memory_format = dtype, memory_format
         self.seed, self.epoch = seed, 0
+        self.rank, self.world_size = rank, world_size
         # The mean (and std) of [0, 1] pixels, folded into one multiply-add on uint8 values: x / 255 · scale − shift.
         std = std if std is not None else (1.0,) * len(mean)
         self._mean = torch.tensor(mean, device=self.device)
         self._inv_std = 1 / torch.tensor(std, device=self.device)
 
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = len(shard(self.labels, self.batch_size, self.rank, self.world_size))
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -237,7 +272,7 @@ class DeviceLoader:
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        order = self.order(epoch)
+        order = shard(self.order(epoch), self.batch_size, self.rank, self.world_size)
         augment = epoch_generator(self.seed, epoch, self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
@@ -257,26 +292,28 @@ class DeviceLoader:
         """Crop, flip, colour-shift and normalise a uint8 batch B×3×H×W on the device, drawing from ``generator``.
 
         ``sizes`` (B×2) are the images' true heights and widths inside the padded H×W (default: all of it). With a
-        training scale, the batch is first rescaled (:meth:`rescale`); crops are drawn from the whole image.
+        training scale, the batch is first rescaled (:meth:`rescale`); crops are drawn from the whole image. Every
+        draw is made for the whole global batch when several processes train, and this process keeps its slice, so
+        N processes see exactly the pixels one process would.
         """
         b, _, height, width = images.shape
-        device = images.device
-        size = self.crop_size
+        size, device = self.crop_size, images.device
+        n, mine = b * self.world_size, slice(self.rank * b, (self.rank + 1) * b)
         if sizes is None and self.scale is None:  # every image fills the stored H×W
-            top = torch.randint(0, height - size + 1, (b,), device=device, generator=generator)
-            left = torch.randint(0, width - size + 1, (b,), device=device, generator=generator)
+            top = torch.randint(0, height - size + 1, (n,), device=device, generator=generator)[mine]
+            left = torch.randint(0, width - size + 1, (n,), device=device, generator=generator)[mine]
         else:
             sizes = torch.tensor([[height, width]] * b) if sizes is None else sizes
             if self.scale is not None:
                 images, sizes = self.rescale(images, sizes.tolist(), generator)
             sizes = sizes.to(device)  # a uniform integer in [0, side - size] per image, whatever each side
-            top = (torch.rand(b, device=device, generator=generator) * (sizes[:, 0] - size + 1)).long()
-            left = (torch.rand(b, device=device, generator=generator) * (sizes[:, 1] - size + 1)).long()
-        flip = torch.rand(b, device=device, generator=generator) < 0.5
+            top = (torch.rand(n, device=device, generator=generator)[mine] * (sizes[:, 0] - size + 1)).long()
+            left = (torch.rand(n, device=device, generator=generator)[mine] * (sizes[:, 1] - size + 1)).long()
+        flip = torch.rand(n, device=device, generator=generator)[mine] < 0.5
         if not self.flip:
             flip = torch.zeros_like(flip)
         crops = crop_and_flip(images, top, left, flip, size)
-        alpha = torch.randn(b, 3, device=device, generator=generator) * self.color_shift
+        alpha = torch.randn(n, 3, device=device, generator=generator)[mine] * self.color_shift
         shift = (pca_offsets(alpha) - self._mean) * self._inv_std  # B × 3, per-image offset after normalising
         scale = self._inv_std / 255
         out = crops.float().mul_(scale[None, :, None, None]).add_(shift[:, :, None, None])  # one new tensor, not three
@@ -286,10 +323,10 @@ class DeviceLoader:
         """The training scales S of a batch of ``b``: uniform integers in [S_min, S_max], one per image (or one for
         the whole batch with ``jitter="batch"``), as torchvision's ``RandomResize`` draws them on the host."""
         low, high = self.scale
-        draws = torch.randint(
-            low, high + 1, (1 if self.jitter == "batch" else b,), generator=generator, device=self.device
-        )
-        return draws.tolist() * (b if self.jitter == "batch" else 1)
+        if self.jitter == "batch":
+            return torch.randint(low, high + 1, (1,), generator=generator, device=self.device).tolist() * b
+        draws = torch.randint(low, high + 1, (b * self.world_size,), generator=generator, device=self.device)
+        return draws[self.rank * b : (self.rank + 1) * b].tolist()  # this process's slice of the global batch
 
     def rescale(self, images: torch.Tensor, sizes: list[list[int]], generator: torch.Generator):
         """Rescale each image so that its smaller side is its S (:meth:`draw_scales`), with antialiasing as PIL and

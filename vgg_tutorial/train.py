@@ -16,15 +16,17 @@ Every setting is checked before any work starts (:meth:`TrainConfig.check`), and
 finite stops the run, keeping the last good checkpoint.
 
 The pieces live next door: the training step in :mod:`vgg_tutorial.engine`, the two ways to batch the data in
-:mod:`vgg_tutorial.loaders`, the checkpoints and history files in :mod:`vgg_tutorial.runs`.
+:mod:`vgg_tutorial.loaders`, the checkpoints and history files in :mod:`vgg_tutorial.runs`, and what changes when
+``torchrun`` starts one process per GPU (the paper's §3.3) in :mod:`vgg_tutorial.distributed`.
 
-Command line: ``python -m vgg_tutorial.train --help``. Only torch and torchvision are needed; tqdm is used for
-progress bars when it is installed.
+Command line: ``python -m vgg_tutorial.train --help``; on N GPUs, ``torchrun --nproc_per_node=N -m
+vgg_tutorial.train``. Only torch and torchvision are needed; tqdm is used for progress bars when it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import numbers
@@ -37,6 +39,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from vgg_tutorial import distributed
 from vgg_tutorial.accounting import MIN_INPUT_SIZE
 from vgg_tutorial.configs import CONFIGS, RECIPE, check_name
 from vgg_tutorial.data import DATASETS, DatasetNotFoundError, make_dataloaders
@@ -101,6 +104,7 @@ class TrainConfig:
 
     config: str = "A"
     batch_norm: bool = True  # a plain VGG this narrow needs a careful initialisation to learn at all (chapter 6)
+    sync_batch_norm: bool = False  # under torchrun: batch statistics over the global batch, not each process's share
     init: str = "torchvision"
     width: float = 0.25
     fc_width: int = 512
@@ -154,7 +158,8 @@ class TrainConfig:
         ]:
             if getattr(self, name) not in choices:
                 raise ConfigError(name, f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        switches = ["batch_norm", "download", "in_memory", "augment", "channels_last", "compile", "resume", "overwrite"]
+        switches = ["batch_norm", "sync_batch_norm", "download", "in_memory", "augment", "channels_last", "compile"]
+        switches += ["resume", "overwrite"]
         for name in switches:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -167,6 +172,10 @@ class TrainConfig:
             _whole(name, getattr(self, name), low)
         for name, low in [("warmup_epochs", 0), ("workers", 0), ("seed", 0), ("image_size", MIN_INPUT_SIZE)]:
             _whole(name, getattr(self, name), low)  # image_size: VGG's five 2×2 poolings need 32 px at least
+        try:  # under torchrun, each of the WORLD_SIZE processes takes an equal share of the batch (§3.3)
+            distributed.local_batch_size(self.batch_size, distributed.world_size())
+        except ValueError as error:
+            raise ConfigError("batch_size", str(error)) from None
         if self.seed >= 2**32:
             raise ConfigError("seed", f"seed must be below 2**32, got {self.seed}")
         for name in ["train_per_class", "val_per_class"]:
@@ -185,6 +194,8 @@ class TrainConfig:
             device = pick_device(self.device)
         except ValueError as error:
             raise ConfigError("device", str(error)) from None
+        if self.sync_batch_norm and device.type != "cuda":  # PyTorch's SyncBatchNorm runs on GPUs only
+            raise ConfigError("sync_batch_norm", "sync_batch_norm needs CUDA GPUs; on a CPU leave it off")
         if self.precision == "fp16" and device.type != "cuda":
             raise ConfigError("precision", "precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 here")
         return self
@@ -195,7 +206,8 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
 
     The training split is batched on the host (``cfg.loader="host"``: JPEGs decoded per batch by worker processes)
     or on the device (``"device"``, or ``"auto"`` on a GPU: decoded once, kept next to the model, cropped, flipped
-    and colour-shifted there a whole batch at a time, in the engine's dtype and memory format).
+    and colour-shifted there a whole batch at a time, in the engine's dtype and memory format). Under ``torchrun``
+    each process gets its share of every global batch of ``cfg.batch_size`` (:mod:`vgg_tutorial.distributed`).
     """
     if cfg.loader not in LOADERS:
         raise ValueError(f"unknown loader {cfg.loader!r}; choose one of {', '.join(LOADERS)}")
@@ -206,7 +218,7 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
         image_size=cfg.image_size,
         scale=training_scale(cfg),
         test_scale=cfg.test_scale,
-        batch_size=cfg.batch_size,
+        batch_size=distributed.local_batch_size(cfg.batch_size, distributed.world_size()),
         num_workers=cfg.workers,
         augment=cfg.augment,
         download=cfg.download,
@@ -219,6 +231,8 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
         device=engine.device,
         dtype=engine.dtype or torch.float32,
         memory_format=engine.memory_format,
+        rank=distributed.rank(),
+        world_size=distributed.world_size(),
     )
 
 
@@ -316,17 +330,20 @@ def fit(
     epoch. (:func:`train` decides whether a folder may be written to or resumed from; ``fit`` does as it is told.)
     A training loss that is not finite raises :class:`NonFiniteLossError` before that epoch is saved, so the last
     checkpoint is the last good one (``stop_if_diverged=False`` goes on: chapter 6 studies such runs).
-    The model is expected on ``engine.device`` already (see :meth:`Engine.prepare`).
+    The model is expected on ``engine.device`` already (see :meth:`Engine.prepare`). Under ``torchrun`` the model
+    trains inside DDP, the training metrics are averaged over the processes, and only rank 0 prints and writes.
     """
     engine = engine or Engine()
     history: list[dict] = []
-    checkpoint = Path(output) / CHECKPOINT if output is not None else None
+    verbose = verbose and distributed.is_main()
+    checkpoint = Path(output) / CHECKPOINT if output is not None and distributed.is_main() else None
     state = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=engine.scaler)
     if resume_from is not None:
         history = restore_checkpoint(resume_from, **state)
         if verbose:
             print(f"resumed after epoch {len(history)}/{epochs}")
-    forward = torch.compile(model) if compile else model  # the state dict is always the uncompiled model's
+    forward = distributed.wrap(model)  # DDP with several processes: gradients averaged in backward() (§3.3)
+    forward = torch.compile(forward) if compile else forward  # the state dict is always the bare model's
 
     for epoch in range(len(history), epochs):
         began = time.perf_counter()
@@ -334,6 +351,7 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         per_step = scheduler if interval == "step" else None
         train = engine.train_one_epoch(forward, train_loader, optimizer, per_step, desc=f"epoch {epoch + 1}/{epochs}")
+        train = distributed.average(train)  # every process's share of the epoch, combined
         # One NaN in the epoch makes its mean loss NaN, and nothing later can recover from it.
         if stop_if_diverged and not math.isfinite(train["loss"]):
             kept = f"the checkpoint of epoch {epoch} is kept" if epoch and checkpoint else "nothing was saved"
@@ -365,11 +383,13 @@ def resume_conflicts(saved: dict, cfg: TrainConfig, meta: dict) -> list[str]:
 
     Every field but those in :data:`RESUMABLE` must be equal, and so must the device type and the precision in use
     (``precision="auto"`` is bf16 on an A100 but fp16 on a T4). ``epochs`` may grow with the plateau schedule only.
+    A field added to :class:`TrainConfig` after the checkpoint was written counts as its default there.
     """
     before = saved["meta"].get("config")
     if before is None:
         return ["the checkpoint holds no configuration (an older version of vgg_tutorial wrote it)"]
     now = dataclasses.asdict(cfg)
+    before = {field.name: field.default for field in dataclasses.fields(TrainConfig)} | before
     problems = [
         f"{name}: {before.get(name)!r} in the checkpoint, {value!r} now"
         for name, value in now.items()
@@ -423,7 +443,8 @@ def start_or_resume(cfg: TrainConfig, meta: dict, verbose: bool = True) -> dict 
                 + ". Resume with the checkpoint's settings, or start a new run (--overwrite or another --output)"
             )
         old, new = saved["meta"]["machine"], meta["machine"]
-        if verbose and (changed := [key for key in ("cpu", "cpu_threads", "gpu", "torch") if old[key] != new[key]]):
+        keys = ("cpu", "cpu_threads", "gpu", "torch", "processes")
+        if verbose and (changed := [key for key in keys if old.get(key, 1) != new.get(key, 1)]):
             print(
                 f"note: {', '.join(changed)} differ from the checkpoint's machine: the result will be close to an "
                 f"uninterrupted run's, not bit-identical"
@@ -448,21 +469,32 @@ def train(cfg: TrainConfig, command: str | None = None, verbose: bool = True) ->
     """Run ``cfg``: build data and model, train with checkpoints in ``cfg.output``, return the history.
 
     The output folder is checked and locked before any data or model work (:func:`start_or_resume` says which
-    folders are refused); refusals raise :class:`~vgg_tutorial.runs.RunError`.
+    folders are refused); refusals raise :class:`~vgg_tutorial.runs.RunError`. Under ``torchrun`` rank 0 checks and
+    locks the folder while the other processes wait, then all of them resume from the checkpoint it chose.
     """
     cfg.check()  # again: a field may have been changed since the config was made
-    device = pick_device(cfg.device)
+    device = distributed.start(pick_device(cfg.device))  # joins the process group when torchrun started this
     engine = Engine(device, cfg.precision, cfg.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN time its algorithms once and keep the best
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[engine.dtype]
-    meta = {"config": dataclasses.asdict(cfg), "command": command, "machine": machine(device), "precision": precision}
-    with lock_folder(cfg.output):  # writable? used by another run? Both found before any data or model work
-        saved = start_or_resume(cfg, meta, verbose)
+    processes = distributed.world_size()
+    meta = {"config": dataclasses.asdict(cfg), "command": command, "precision": precision}
+    meta["machine"] = {**machine(device), "processes": processes}
+    with contextlib.ExitStack() as held:
+
+        def claim_folder() -> dict | None:  # writable? used by another run? Both found before any data or model work
+            held.enter_context(lock_folder(cfg.output))
+            return start_or_resume(cfg, meta, verbose)
+
+        saved = distributed.main_first(claim_folder)  # rank 0 alone; the others wait, and stop if it refuses
+        if distributed.share(saved is not None) and saved is None:  # the other processes resume where rank 0 does
+            saved = load_checkpoint(Path(cfg.output) / CHECKPOINT)
         seed_everything(cfg.seed)
         train_loader, val_loader = build_data(cfg, engine)
         num_classes = len(getattr(val_loader.dataset, "classes", None) or range(10))
-        model = engine.prepare(build_model(cfg, num_classes))
+        model = build_model(cfg, num_classes)
+        model = engine.prepare(distributed.convert_batch_norm(model) if cfg.sync_batch_norm else model)
         optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
         scheduler, interval = make_scheduler(
             cfg.schedule,
@@ -472,8 +504,9 @@ def train(cfg: TrainConfig, command: str | None = None, verbose: bool = True) ->
             patience=cfg.patience,
             warmup_epochs=cfg.warmup_epochs,
         )
-        if verbose:
-            print(f"training VGG-{cfg.config}{' with batch norm' if cfg.batch_norm else ''} on {cfg.dataset}, {device}")
+        if verbose and distributed.is_main():
+            on = f"{device}" if processes == 1 else f"{processes} processes on {device.type}, batch split"
+            print(f"training VGG-{cfg.config}{' with batch norm' if cfg.batch_norm else ''} on {cfg.dataset}, {on}")
         return fit(
             model,
             train_loader,
@@ -521,6 +554,11 @@ def parser() -> argparse.ArgumentParser:
         default=d.batch_norm,
         help="batch norm after every convolution (--no-batch-norm: the paper's plain nets)",
     )
+    model.add_argument(
+        "--sync-batch-norm",
+        action="store_true",
+        help="under torchrun: batch norm statistics over the global batch (SyncBatchNorm), not each process's share",
+    )
     model.add_argument("--init", default=d.init, choices=INIT_SCHEMES, help="weight init")
     model.add_argument("--width", type=_fraction, default=d.width, help="conv channel multiplier (1 = paper)")
     model.add_argument("--fc-width", type=int, default=d.fc_width, help="hidden FC width (4096 = paper)")
@@ -555,7 +593,12 @@ def parser() -> argparse.ArgumentParser:
     )
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=d.epochs)
-    optim.add_argument("--batch-size", type=int, default=d.batch_size, help=f"{RECIPE.batch_size} = paper")
+    optim.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"{RECIPE.batch_size} = paper; under torchrun the global batch, split evenly across the processes",
+    )
     optim.add_argument("--lr", type=float, default=d.lr, help="initial (or peak) learning rate")
     optim.add_argument("--momentum", type=float, default=d.momentum)
     optim.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -592,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"argument --{error.field.replace('_', '-')}: {error}")
     except KeyError as error:  # an unknown --config
         p.error(error.args[0])
-    command = " ".join(["python -m vgg_tutorial.train", *argv])
+    launcher = "python" if distributed.world_size() == 1 else f"torchrun --nproc_per_node={distributed.world_size()}"
+    command = " ".join([f"{launcher} -m vgg_tutorial.train", *argv])
     try:
         history = train(cfg, command=command)
     except NonFiniteLossError as error:
@@ -601,7 +645,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFoundError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if history:
+    finally:
+        distributed.stop()
+    if history and distributed.is_main():
         best = max(row["val_top1"] for row in history)
         print(f"best val top-1 {best:.1f}%; history and checkpoint in {cfg.output}")
     return 0
