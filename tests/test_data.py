@@ -265,18 +265,18 @@ def test_run_seed_does_not_change_the_synthetic_images(tmp_path):
 
 def test_failed_extraction_keeps_the_intact_archive(server, tmp_path, monkeypatch):
     """A download that succeeded is not thrown away because a later step failed."""
-    import vgg_tutorial.data as data
+    import vgg_tutorial.folders as folders
 
     def broken(folder):
         raise DatasetNotFoundError(f"pretend {folder} is incomplete")
 
-    original = data.check_image_folder
-    monkeypatch.setattr(data, "check_image_folder", broken)
+    original = folders.check_image_folder
+    monkeypatch.setattr(folders, "check_image_folder", broken)
     root = tmp_path / "data"
     with pytest.raises(DatasetNotFoundError, match="pretend"):
         download_imagenette(root, "160px")
     assert [p.name for p in root.iterdir()] == ["imagenette2-160.tgz"]  # the archive, and no half-made folder
-    monkeypatch.setattr(data, "check_image_folder", original)
+    monkeypatch.setattr(folders, "check_image_folder", original)
     server.unlink()  # no network from here on
     assert len(imagenette(root, "val", "160px", download=True)) == 10
 

@@ -16,18 +16,17 @@ import pytest
 from test_data import jpeg_bytes, serving, write_archive
 from torchvision.datasets import Imagenette
 
-import vgg_tutorial.data as data_module
+import vgg_tutorial.folders as folders_module
 import vgg_tutorial.synthetic as synthetic_module
-from vgg_tutorial.data import (
+from vgg_tutorial.data import imagenette, synthetic
+from vgg_tutorial.folders import (
     IMAGENETTE_CLASSES,
     IMAGENETTE_WNIDS,
     DatasetNotFoundError,
     check_readable_images,
     download_imagenette,
     find_unreadable_images,
-    imagenette,
     imagenette_dir,
-    synthetic,
 )
 from vgg_tutorial.synthetic import SYNTHETIC_WNIDS, make_synthetic
 
@@ -83,7 +82,7 @@ def test_concurrent_downloads_share_one_copy(tmp_path, monkeypatch):
     root = tmp_path / "data"
     with serving(write_archive(tmp_path / "server" / "imagenette2-160.tgz"), monkeypatch):
         calls, outcome, second = run_twice_together(
-            data_module, "_download", monkeypatch, lambda: download_imagenette(root, "160px")
+            folders_module, "_download", monkeypatch, lambda: download_imagenette(root, "160px")
         )
     assert outcome == {"result": second} and len(calls) == 1  # downloaded once
     assert sorted(p.name for p in root.iterdir()) == ["imagenette2-160", "imagenette2-160.tgz"]
