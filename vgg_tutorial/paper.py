@@ -228,9 +228,10 @@ RECIPE: list[tuple[str, str, str, str]] = [
     ("preprocessing", "subtract the mean RGB value of the training set", "§2.1", "no division by a std"),
     (
         "test scale Q",
-        "smaller side rescaled to Q, not necessarily equal to S",
-        "§3.2, §4.1",
-        "the rule Q = S for fixed S, Q = 0.5(S_min + S_max) for jittered S is §4.1's single-scale evaluation",
+        "Q = S for fixed S; Q = 0.5(S_min + S_max) for jittered S",
+        "§4.1",
+        "§3.2 only says the image is rescaled to Q, not necessarily equal to S; the rule is §4.1's single-scale "
+        "evaluation",
     ),
     (
         "dense evaluation",
