@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit nbval nbval-portable book-strict browser student-edition student-check colab colab-check notebooks clean
+.PHONY: book test lint unit nbval nbval-portable book-strict browser student-edition student-check colab colab-check colab-edition actionlint notebooks clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## make book: create .venv, install requirements.txt, build the HTML book into _build/html
@@ -17,8 +17,9 @@ book: $(STAMP)
 	@echo "Open _build/html/index.html"
 
 ## make test: lint, unit tests, nbval over every notebook, the book build with warnings as errors, the built book
-## in headless Chromium, the student edition of every chapter, and the Colab cells of every notebook
-test: lint colab-check unit nbval book-strict browser student-check
+## in headless Chromium (content and layout), the student edition of every chapter, the Colab cells of every notebook,
+## and the GitHub Actions workflows
+test: lint actionlint colab-check unit nbval book-strict browser student-check
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ $(STAMP): requirements.txt pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## make actionlint: the GitHub Actions workflows (.github/workflows/: CI and the deploy of the book) checked offline
+actionlint: $(STAMP)
+	$(BIN)/actionlint .github/workflows/*.yml
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
@@ -43,7 +48,8 @@ nbval-portable: $(STAMP)
 book-strict: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W --keep-going
 
-## make browser: every page of the built book in headless Chromium; screenshots in _build/screenshots/
+## make browser: every page of the built book in headless Chromium, driven by Playwright for the layout checks
+## (Debian's chromium, never Playwright's own download); screenshots in _build/screenshots/
 browser: $(STAMP)
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -q tests/browser
@@ -62,6 +68,12 @@ colab: $(STAMP)
 
 colab-check: $(STAMP)
 	$(BIN)/python tools/colab.py book/ --check
+
+## make colab-edition: the chapters as Colab renders them (no MyST): _build/colab/solutions/ with solutions folded,
+## _build/colab/student/ without them (what the badges open, published by .github/workflows/deploy.yml)
+colab-edition: $(STAMP)
+	$(BIN)/python tools/colab_edition.py book/ -o _build/colab/solutions/
+	$(BIN)/python tools/colab_edition.py book/ -o _build/colab/student/ --student
 
 ## make notebooks [NB=book/x.ipynb]: re-execute notebooks in place, so stored outputs are what the code prints now
 notebooks: $(STAMP)

@@ -116,6 +116,16 @@ def test_receptive_field_formula_matches_backprop(name):
     assert measured_receptive_field(geometry_probe(name), image_size=400) == receptive_field(name)
 
 
+@pytest.mark.parametrize("size,field", [(224, 212), (448, 244)])
+def test_avgpool_receptive_field_is_measured_not_the_whole_image(size, field):
+    """At 224 px the adaptive pool leaves the 7×7 map alone: its units see the last max-pool's 212 pixels, not all 224.
+    At 448 px it averages 2×2 windows of the 14×14 map, one more stride-32 step: 244."""
+    probe = nn.Sequential(*geometry_probe("D"), nn.AvgPool2d(2, 2), nn.AdaptiveAvgPool2d(7))
+    row = next(r for r in layer_stats("D", image_size=size) if r.label == "avgpool")
+    assert row.receptive_field == measured_receptive_field(probe, image_size=size) == field
+    assert all(r.receptive_field is None for r in layer_stats("D", image_size=size) if r.label.startswith("FC"))
+
+
 def test_receptive_fields_of_every_configuration():
     assert {name: receptive_field(name) for name in CONFIGS} == {
         "A": 134,

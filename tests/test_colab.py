@@ -127,7 +127,17 @@ def test_install_cell_clones_installs_and_enters_the_chapter_folder_on_colab(mon
     url = CONFIG["repository"]["url"]
     checkout = "/content/" + url.rstrip("/").split("/")[-1]
     assert clone_kw == pip_kw == {"check": True}
-    assert clone[0] == ["git", "clone", "--quiet", "--depth", "1", "--branch", "main", url, checkout]
+    assert clone[0] == [
+        "git",
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        "--branch",
+        CONFIG["repository"]["branch"],
+        url,
+        checkout,
+    ]
     assert pip[0] == [sys.executable, "-m", "pip", "install", "--quiet", checkout]
     assert chdir == ("chdir", f"{checkout}/book")
 

@@ -68,6 +68,11 @@ def test_init_scale_table_gain():
 def test_recipe_card_cites_sections():
     card = paper.recipe_card()
     assert all(re.fullmatch(r"§\d\.\d", row[2]) for row in card.rows)
+    rows = {row[0]: row for row in card.rows}
+    assert rows["test scale Q"][2] == "§4.1" and "Q = 0.5(S_min + S_max)" in rows["test scale Q"][1]
+    scale = rows["training scale S"][3]  # §3.1: only the S = 384 net got lr 1e-3; multi-scale nets start from it
+    assert "S = 384 net was fine-tuned from the S = 256 one with learning rate 10⁻³" in scale
+    assert "multi-scale nets were fine-tuned from the S = 384 one (no learning rate given)" in scale
     init = next(row for row in card.rows if row[0] == "initialisation")
     assert "std 0.01" in init[3] and "std 0.1" in init[3] and "NaN" in init[3] and "conv3_2" in init[3]
 

@@ -75,8 +75,9 @@ def install_source(repository: Repository, notebook: str = "book/chapter.ipynb")
     notebook's folder, so the chapter finds its committed results files; anywhere else it does nothing."""
     folder = PurePosixPath(repository.path_to_book.strip("/"), notebook).parent
     return (
-        "# On Google Colab: fetch this book's repository once, install its package, and work in this chapter's folder\n"
-        "# (where its committed results files are). Anywhere else this cell does nothing.\n"
+        "# On Google Colab: fetch this book's repository once, install its package\n"
+        "# and work in this chapter's folder (where its committed results files\n"
+        "# are). Anywhere else this cell does nothing.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
@@ -85,9 +86,12 @@ def install_source(repository: Repository, notebook: str = "book/chapter.ipynb")
         "\n"
         f'    checkout = "/content/{repository.name}"\n'
         "    if not os.path.isdir(checkout):\n"
-        f'        clone = ["git", "clone", "--quiet", "--depth", "1", "--branch", "{repository.branch}"]\n'
-        f'        subprocess.run([*clone, "{repository.clone_url}", checkout], check=True)\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", checkout], check=True)\n'
+        f'        url = "{repository.clone_url}"\n'
+        '        clone = ["git", "clone", "--quiet", "--depth", "1"]\n'
+        f'        branch = ["--branch", "{repository.branch}"]\n'
+        "        subprocess.run([*clone, *branch, url, checkout], check=True)\n"
+        '    pip = [sys.executable, "-m", "pip", "install", "--quiet"]\n'
+        "    subprocess.run([*pip, checkout], check=True)\n"
         f'    os.chdir(os.path.join(checkout, "{folder}"))'
     )
 

@@ -70,7 +70,8 @@ def layer_stats(
 
     ReLUs are left out (no parameters, no MACs). With ``batch_norm`` a ``BN`` row follows every convolution, as in
     torchvision's ``vgg*_bn`` models. The adaptive average pool that brings the last feature map to 7×7 is
-    listed as ``avgpool``; at 224 px it leaves the 7×7 map as it is.
+    listed as ``avgpool``; at 224 px it leaves the 7×7 map as it is, so its units see what the last max-pool's see
+    (212 pixels per side for configuration D). The FC layers see the whole image (receptive field ``None``).
     """
     size = check_input_size(image_size)
     channels, block, rf, jump = INPUT_CHANNELS, 1, 1, 1
@@ -103,7 +104,11 @@ def layer_stats(
             size //= layer.stride
             rows.append(LayerStats("maxpool", block, channels, size, 0, 0, 0, rf, jump))
             block += 1
-    rows.append(LayerStats("avgpool", block, channels, POOLED_SIZE, 0, 0, 0, None, jump))
+    # The adaptive pool's widest window: size / 7 positions when 7 divides the map (1 at 224 px, where it leaves the
+    # map as it is), else the widest of its uneven windows. Its units see that many more positions of the map.
+    window = max(-(-(i + 1) * size // POOLED_SIZE) - i * size // POOLED_SIZE for i in range(POOLED_SIZE))
+    rf += (window - 1) * jump
+    rows.append(LayerStats("avgpool", block, channels, POOLED_SIZE, 0, 0, 0, rf, jump))
     features = channels * POOLED_SIZE**2
     for width in (*FC_WIDTHS, num_classes):
         params = features * width + width

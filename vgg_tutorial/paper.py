@@ -224,10 +224,17 @@ RECIPE: list[tuple[str, str, str, str]] = [
         "training scale S",
         "smaller side rescaled to S: fixed (256 or 384) or jittered in [256, 512]",
         "§3.1",
-        "S = 384 and multi-scale nets were fine-tuned from S = 256 / S = 384 with learning rate 10⁻³",
+        "the S = 384 net was fine-tuned from the S = 256 one with learning rate 10⁻³; the multi-scale nets were "
+        "fine-tuned from the S = 384 one (no learning rate given)",
     ),
     ("preprocessing", "subtract the mean RGB value of the training set", "§2.1", "no division by a std"),
-    ("test scale Q", "smaller side rescaled to Q", "§3.2", "Q = S for fixed S; Q = 0.5(S_min + S_max) for jittered S"),
+    (
+        "test scale Q",
+        "Q = S for fixed S; Q = 0.5(S_min + S_max) for jittered S",
+        "§4.1",
+        "§3.2 only says the image is rescaled to Q, not necessarily equal to S; the rule is §4.1's single-scale "
+        "evaluation",
+    ),
     (
         "dense evaluation",
         "FC layers turned into convolutions (7×7, 1×1, 1×1), class score map averaged spatially",
