@@ -36,10 +36,11 @@ import torch
 from torch import nn
 
 from vgg_tutorial import experiments
+from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
 from vgg_tutorial.runs import atomic_write_text, machine
 from vgg_tutorial.transforms import IMAGENET_STD
-from vgg_tutorial.views import evaluation_scales
+from vgg_tutorial.views import dense_network, evaluation_scales, to_network_input
 
 #: The Table 3 cells Tables 4 and 5 test again (the paper reports D and E; D is the cheaper of the two).
 CELLS = ("D", "D, jittered")
@@ -187,6 +188,64 @@ def better_in_every_seed(results: dict, cell: str, better: str, worse: str, metr
     return all(b < w for b, w in pairs)
 
 
+#: Each row the miniature puts beside the paper: (the paper's table, what it measured, our method, multi-scale?).
+#: §3.2 averages every image's posterior with its flip's, so the paper's dense rows go with our ``dense+flip``.
+ROWS = (
+    ("—", "centre crop, Q", "center", False),
+    ("3", "dense, Q", "dense+flip", False),
+    ("4", "dense, 3 scales", "dense+flip", True),
+    ("5", "multi-crop, 3 scales", "multicrop", True),
+    ("5", "multi-crop & dense, 3 scales", "dense+multicrop", True),
+)
+#: The paper's row of Table 5 for each method.
+TABLE5_METHODS = {"dense+flip": "dense", "multicrop": "multi-crop", "dense+multicrop": "multi-crop & dense"}
+
+
+def paper_errors(cell: str, table: str, method: str) -> tuple[float, float] | None:
+    """The paper's top-1 and top-5 error for the row of ``table`` that ``cell`` and ``method`` stand for, or None."""
+    scale = "[256;512]" if "jittered" in cell else "256"
+    if table == "3":
+        rows = [r for r in PAPER_TABLE3 if (r.config, r.train_scale) == ("D", scale)]
+    elif table == "4":
+        rows = [r for r in PAPER_TABLE4 if (r.config, r.train_scale) == ("D", scale)]
+    elif table == "5" and scale == "[256;512]":
+        rows = [r for r in PAPER_TABLE5 if (r.config, r.method) == ("D", TABLE5_METHODS[method])]
+    else:
+        rows = []
+    return (rows[0].top1, rows[0].top5) if rows else None
+
+
+def comparison_table(results: dict, cell: str) -> str:
+    """The paper's Tables 3, 4 and 5 (configuration D) beside the miniature's ``cell``: per test method, the paper's
+    top-1 / top-5 error and ours as ``mean [min–max]`` over seeds."""
+    single, multi = test_scales(cell)
+    lines = [f"{'table':<6}{'test':<30}{'paper':>12}   {'ours':<28}{'top-1 error (%)':<20}{'top-5 error (%)':<20}"]
+    for table, test, method, several in ROWS:
+        label = f"{method} Q={','.join(map(str, multi if several else (single,)))}"
+        paper = paper_errors(cell, table, method)
+        paper_text = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper else "—"
+        top1, top5 = (experiments.spread(errors(results, cell, label, m)) for m in ("top1", "top5"))
+        lines.append(f"{table:<6}{test:<30}{paper_text:>12}   {label:<28}{top1:<20}{top5:<20}")
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def window_scores(net: nn.Module, image: torch.Tensor, crop_size: int = experiments.CROP):
+    """Class scores of the windows of ``image`` (uint8, 3×H×W) that the dense net's score map stands for, two ways.
+
+    Position (i, j) of the score map reads the ``crop_size`` px window at (32·i, 32·j) (five 2×2 max-pools). Returns
+    the dense net's scores (positions × classes, the image as its context) and the net's scores on each window cut
+    out as a crop (zero padding at the crop's borders), in the same order, with the windows' corners.
+    """
+    dense = dense_network(net, crop_size).eval()
+    x = to_network_input(image[None])
+    scores = dense.score_map(x)[0]  # classes × rows × columns
+    rows, columns = scores.shape[-2:]
+    corners = [(32 * i, 32 * j) for i in range(rows) for j in range(columns)]
+    crops = torch.cat([x[..., t : t + crop_size, s : s + crop_size] for t, s in corners])
+    return scores.flatten(1).T, net.eval()(crops), corners
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m vgg_tutorial.testing_study --out FOLDER``: Tables 4 and 5 in miniature, restartable."""
     parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.testing_study", description=main.__doc__)
@@ -201,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args.out, seeds=args.seeds, setting=setting, command=command)
     for cell in CELLS:
         print(f"{cell} ({len(results['runs'][cell])} seeds)\n{summary(results, cell)}\n")
+        print(comparison_table(results, cell) + "\n")
 
 
 if __name__ == "__main__":
