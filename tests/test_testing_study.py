@@ -90,3 +90,29 @@ def test_paper_tables_4_and_5_agree_with_each_other_and_with_table_3():
         jittered = next(r for r in PAPER_TABLE4 if (r.config, r.train_scale) == (config, "[256;512]"))
         assert (dense.top1, dense.top5) == (jittered.top1, jittered.top5)  # Table 5's dense row is Table 4's
         assert both.top1 < crops.top1 < dense.top1  # §4.3: the two together are best
+
+
+def test_window_scores_agree_on_one_crop_and_differ_with_context():
+    torch.manual_seed(0)
+    net = experiments.build("D", experiments.QUICK).eval()
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    dense, crops, corners = testing_study.window_scores(net, image)
+    assert corners == [(0, 0)]
+    torch.testing.assert_close(dense, crops, rtol=1e-4, atol=1e-5)  # the same pixels, the same zero padding
+    larger = torch.randint(0, 256, (3, 74, 74), dtype=torch.uint8)
+    larger[:, :32, :32] = image
+    dense, crops, corners = testing_study.window_scores(net, larger)
+    assert corners == [(0, 0), (0, 32), (32, 0), (32, 32)] and dense.shape == crops.shape == (4, 10)
+    torch.testing.assert_close(crops[0], testing_study.window_scores(net, image)[1][0])  # a crop ignores the rest
+    assert not torch.allclose(dense[0], crops[0])  # the dense net's window sees its neighbours
+
+
+def test_comparison_table_puts_the_papers_rows_beside_the_miniatures(tmp_path):
+    results = testing_study.run(tmp_path, seeds=1, setting=experiments.QUICK)
+    fixed = testing_study.comparison_table(results, "D").splitlines()
+    jittered = testing_study.comparison_table(results, "D, jittered").splitlines()
+    assert len(fixed) == len(jittered) == 1 + len(testing_study.ROWS)
+    assert "27.0 / 8.8" in fixed[2] and "dense+flip Q=37 " in fixed[2] and "26.6 / 8.6" in fixed[3]
+    assert fixed[4].split()[:3] == ["5", "multi-crop,", "3"] and " — " in fixed[4]  # not in the paper for fixed S
+    assert "24.4 / 7.2" in jittered[5] and "dense+multicrop Q=37,55,74" in jittered[5]
+    assert testing_study.paper_errors("D", "5", "multicrop") is None
