@@ -194,3 +194,51 @@ PAPER_TABLE3: tuple[Table3Row, ...] = (
     Table3Row("E", "384", 384, 26.9, 8.7),
     Table3Row("E", "[256;512]", 384, 25.5, 8.0),
 )
+
+
+@dataclass(frozen=True)
+class Table4Row:
+    """One row of the paper's Table 4: configuration, training scale S, the test scales Q averaged, top-1 and top-5
+    val error (%)."""
+
+    config: str
+    train_scale: str  #: as in :class:`Table3Row`
+    test_scales: tuple[int, ...]
+    top1: float
+    top5: float
+
+
+#: Table 4 of the paper (§4.2): dense evaluation at several test scales, the posteriors averaged; the rows of D and E
+#: (B and C are in the paper too). Q ∈ {S − 32, S, S + 32} for fixed S, {S_min, (S_min + S_max)/2, S_max} jittered.
+# The two S ∈ [256;512] rows are checked against the project's paper facts (shared/paper-facts.md); the fixed-S rows
+# are quoted from the paper as its authors' Table 4 prints them but were not re-checked here (no copy of the paper).
+PAPER_TABLE4: tuple[Table4Row, ...] = (
+    Table4Row("D", "256", (224, 256, 288), 26.6, 8.6),
+    Table4Row("D", "384", (352, 384, 416), 26.5, 8.6),
+    Table4Row("D", "[256;512]", (256, 384, 512), 24.8, 7.5),
+    Table4Row("E", "256", (224, 256, 288), 26.9, 8.7),
+    Table4Row("E", "384", (352, 384, 416), 26.7, 8.6),
+    Table4Row("E", "[256;512]", (256, 384, 512), 24.8, 7.5),
+)
+
+
+@dataclass(frozen=True)
+class Table5Row:
+    """One row of the paper's Table 5: configuration, test method, top-1 and top-5 val error (%). Every row is a net
+    trained with S ∈ [256;512] and tested at Q ∈ {256, 384, 512}."""
+
+    config: str
+    method: str  #: "dense", "multi-crop" or "multi-crop & dense", as the paper prints it
+    top1: float
+    top5: float
+
+
+#: Table 5 of the paper (§4.3): dense evaluation against 50 crops per scale, and the two combined.
+PAPER_TABLE5: tuple[Table5Row, ...] = (
+    Table5Row("D", "dense", 24.8, 7.5),
+    Table5Row("D", "multi-crop", 24.6, 7.5),
+    Table5Row("D", "multi-crop & dense", 24.4, 7.2),
+    Table5Row("E", "dense", 24.8, 7.5),
+    Table5Row("E", "multi-crop", 24.6, 7.4),
+    Table5Row("E", "multi-crop & dense", 24.4, 7.1),
+)
