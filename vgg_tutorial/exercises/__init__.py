@@ -21,12 +21,15 @@ conversion by its scores, a training step by the parameters it leaves. One modul
 - :mod:`~vgg_tutorial.exercises.counting`: ``check_receptive_field``, ``check_param_count`` (chapter 1),
   ``check_training_flops`` (chapter 7);
 - :mod:`~vgg_tutorial.exercises.conversion`: ``check_dense_conversion`` (chapter 4);
-- :mod:`~vgg_tutorial.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_loss`` (chapter 6).
+- :mod:`~vgg_tutorial.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_loss`` (chapter 6);
+- :mod:`~vgg_tutorial.exercises.experiments`: ``check_separated`` (chapter 8), ``check_crop_grid`` (chapter 9),
+  ``check_shard`` (chapter 10).
 """
 
 from vgg_tutorial.exercises.common import ExerciseError, as_number, passed, signature
 from vgg_tutorial.exercises.conversion import check_dense_conversion
 from vgg_tutorial.exercises.counting import check_param_count, check_receptive_field, check_training_flops
+from vgg_tutorial.exercises.experiments import check_crop_grid, check_separated, check_shard
 from vgg_tutorial.exercises.layers import check_layer_builder
 from vgg_tutorial.exercises.training import check_chance_loss, check_training_step
 from vgg_tutorial.exercises.vgg16 import VGG16_PARAMETERS, check_vgg16
@@ -36,10 +39,13 @@ __all__ = [
     "ExerciseError",
     "as_number",
     "check_chance_loss",
+    "check_crop_grid",
     "check_dense_conversion",
     "check_layer_builder",
     "check_param_count",
     "check_receptive_field",
+    "check_separated",
+    "check_shard",
     "check_training_flops",
     "check_training_step",
     "check_vgg16",
