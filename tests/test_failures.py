@@ -95,11 +95,12 @@ def test_verdict_reads_the_training_loss_with_margins():
 
 def test_summary_table_gives_mean_range_and_verdict_counts():
     runs = {"two seeds": [history([2.3, 1.0], last_top1=60), history([2.3, 2.303])]}
-    header, line = F.summary_table(runs).splitlines()
-    assert header.split()[:2] == ["experiment", "seeds"]
-    assert line.split()[:3] == ["two", "seeds", "2"]
-    assert "1.65 [1.00–2.30]" in line and "35.0 [10.0–60.0]" in line
-    assert line.endswith("1 learning, 1 at chance")
+    table = F.summary_table(runs)
+    assert table.header[:2] == ["experiment", "seeds"]
+    assert table.rows == [["two seeds", "2", "1.65 [1.00–2.30]", "35.0 [10.0–60.0]", "1 learning, 1 at chance"]]
+    text = repr(table).splitlines()
+    assert text[0].split()[:2] == ["experiment", "seeds"] and text[2].startswith("two seeds")
+    assert "<td>1 learning, 1 at chance</td>" in table._repr_html_()
 
 
 def test_study_is_restartable_and_refuses_other_settings(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from vgg_tutorial.engine import Engine, make_optimizer, progress
 from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
+from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import atomic_write_text, machine
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit
@@ -206,17 +207,22 @@ def spread(values: list[float], digits: int = 1) -> str:
     return f"{mean:.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
 
 
-def summary_table(runs: dict[str, list[list[dict]]]) -> str:
-    """One line per experiment over its seeds: last training loss and validation top-1 as ``mean [min–max]``, and
-    how many seeds ended with each :func:`verdict`."""
-    lines = [f"{'experiment':<37} {'seeds':>5}  {'train loss':<18} {'val top-1 (%)':<19} verdicts"]
+def summary_table(runs: dict[str, list[list[dict]]]) -> Table:
+    """One row per experiment over its seeds: last training loss and validation top-1 as ``mean [min–max]``, and
+    how many seeds ended with each :func:`verdict`. An HTML table in a notebook, aligned text in a terminal."""
+    rows = []
     for name, histories in runs.items():
-        loss = spread([history[-1]["train_loss"] for history in histories], digits=2)
-        top1 = spread([history[-1]["val_top1"] for history in histories])
         verdicts = [verdict(history) for history in histories]
-        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if v in verdicts)
-        lines.append(f"{name:<37} {len(histories):>5}  {loss:<18} {top1:<19} {counts}")
-    return "\n".join(lines)
+        rows.append(
+            [
+                name,
+                str(len(histories)),
+                spread([history[-1]["train_loss"] for history in histories], digits=2),
+                spread([history[-1]["val_top1"] for history in histories]),
+                ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if v in verdicts),
+            ]
+        )
+    return Table(["experiment", "seeds", "last train loss", "last val top-1 (%)", "verdicts"], rows)
 
 
 def seed_runs(results: dict, names: list[str]) -> dict[str, list[list[dict]]]:
