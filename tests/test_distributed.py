@@ -119,10 +119,11 @@ def test_shards_are_the_global_batches_split_in_equal_slices():
     )
 
 
-def test_device_loader_shares_add_up_to_one_process_batches_augmentation_included():
+@pytest.mark.parametrize("scale", [None, (12, 20)])  # fixed S, and S drawn per image (§3.1)
+def test_device_loader_shares_add_up_to_one_process_batches_augmentation_included(scale):
     images = torch.randint(0, 256, (37, 3, 12, 12), dtype=torch.uint8)
     labels = torch.arange(37)
-    options = dict(crop_size=8, seed=5)
+    options = dict(crop_size=8, seed=5, scale=scale)
     whole = L.DeviceLoader(images, labels, batch_size=8, **options)
     parts = [L.DeviceLoader(images, labels, batch_size=4, rank=r, world_size=2, **options) for r in range(2)]
     for loader in [whole, *parts]:
