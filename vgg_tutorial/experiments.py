@@ -25,7 +25,6 @@ where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -38,11 +37,11 @@ from torch.nn import functional as TF
 from torch.utils.data import DataLoader, TensorDataset
 
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_WEIGHT_LAYERS, RECIPE, Table3Row
-from vgg_tutorial.engine import Engine, make_optimizer, progress
-from vgg_tutorial.failures import he_init
+from vgg_tutorial.engine import Engine, make_optimizer
+from vgg_tutorial.failures import he_init, spread
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.models import init_from_a, vgg
-from vgg_tutorial.runs import atomic_write_text, machine
+from vgg_tutorial.runs import machine, open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit, make_scheduler
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -205,21 +204,12 @@ def table3(path: str | Path, seeds: int = 3, setting: Setting = FULL, command: s
     Rewritten atomically after every run; runs already there are skipped, so an interrupted study continues. The
     file also records the setting, the machine, the versions and the command.
     """
-    path = Path(path)
-    results = json.loads(path.read_text()) if path.exists() else {}
     settings = {"setting": asdict(setting), "crop": CROP, "scales": [S_FIXED, S_MAX], "radius": list(RADIUS), "lr": LR}
-    if results and {k: results[k] for k in settings} != json.loads(json.dumps(settings)):
-        raise ValueError(f"{path} holds a study with other settings; choose another file or delete it")
-    results = settings | {"runs": {}} | results
+    results = open_study(path, settings)
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     images = study_images(setting)
     todo = [(cell, seed) for seed in range(seeds) for cell, *_ in CELLS]  # every cell of seed 0 first
-    for cell, seed in progress(todo, desc="runs"):
-        runs = results["runs"].setdefault(cell, {})
-        if str(seed) not in runs:
-            runs[str(seed)] = run_cell(cell, images, setting, seed)
-            atomic_write_text(json.dumps(results, indent=1) + "\n", path)
-    return results
+    return run_missing(path, results, todo, lambda cell, seed: run_cell(cell, images, setting, seed))
 
 
 def errors(results: dict, cell: str) -> dict[str, list[float]]:
@@ -229,11 +219,6 @@ def errors(results: dict, cell: str) -> dict[str, list[float]]:
         "top1": [100 - h[-1]["val_top1"] for h in histories],
         "top5": [100 - h[-1]["val_top5"] for h in histories],
     }
-
-
-def spread(values: list[float], digits: int = 1) -> str:
-    """``mean [min–max]`` of a few runs' numbers."""
-    return f"{sum(values) / len(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
 
 
 def summary_table(results: dict) -> str:

@@ -11,7 +11,6 @@ change.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -20,11 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vgg_tutorial.engine import Engine, make_optimizer, progress
+from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
 from vgg_tutorial.paper import Table
-from vgg_tutorial.runs import atomic_write_text, machine
+from vgg_tutorial.runs import machine, open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -244,11 +243,7 @@ def study(
     study continues where it stopped; experiments no longer in :data:`EXPERIMENTS` are dropped from it. It also
     records the machine, the versions and the command.
     """
-    path = Path(path)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    if results and (results["epochs"], results["data"]) != (epochs, STUDY_DATA):
-        raise ValueError(f"{path} holds a study with other settings; choose another file or delete it")
-    results = {"epochs": epochs, "data": STUDY_DATA, "runs": {}} | results
+    results = open_study(path, {"epochs": epochs, "data": STUDY_DATA})
     results["runs"] = {name: results["runs"].get(name, {}) for name in EXPERIMENTS}  # drop retired experiments
     for name in names or []:
         if name not in EXPERIMENTS:
@@ -256,12 +251,7 @@ def study(
     results |= {"command": command, "machine": machine("cpu")}
     data = demo_data(**STUDY_DATA)
     todo = [(name, seed) for name in names or EXPERIMENTS for seed in range(seeds)]
-    for name, seed in progress(todo, desc="runs"):
-        runs = results["runs"].setdefault(name, {})
-        if str(seed) not in runs:
-            runs[str(seed)] = run_experiment(name, data, seed=seed, epochs=epochs)
-            atomic_write_text(json.dumps(results, indent=1) + "\n", path)
-    return results
+    return run_missing(path, results, todo, lambda name, seed: run_experiment(name, data, seed=seed, epochs=epochs))
 
 
 def main(argv: list[str] | None = None) -> None:

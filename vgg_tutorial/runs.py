@@ -30,6 +30,7 @@ import torch
 import torchvision
 
 from vgg_tutorial.accounting import peak_tflops
+from vgg_tutorial.engine import progress
 
 CHECKPOINT, HISTORY_JSON, HISTORY_CSV = "checkpoint.pt", "history.json", "history.csv"
 RUN_FILES = (CHECKPOINT, HISTORY_JSON, HISTORY_CSV)
@@ -310,3 +311,29 @@ def machine(device: torch.device | str | None = None) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Studies: many short runs, one restartable results file
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def open_study(path: str | Path, settings: dict) -> dict:
+    """The results a study already holds in the JSON file ``path`` (none when it does not exist), with ``settings``
+    and a ``runs`` dict; a file written with other ``settings`` is refused rather than mixed with new runs."""
+    path = Path(path)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if results and {key: results.get(key) for key in settings} != json.loads(json.dumps(settings)):
+        raise ValueError(f"{path} holds a study with other settings; choose another file or delete it")
+    return settings | {"runs": {}} | results
+
+
+def run_missing(path: str | Path, results: dict, todo: list[tuple[str, int]], run) -> dict:
+    """Call ``run(name, seed)`` for every ``(name, seed)`` of ``todo`` that ``results["runs"]`` does not hold yet,
+    rewriting ``path`` atomically after each: an interrupted study loses at most the run in progress."""
+    for name, seed in progress(todo, desc="runs"):
+        runs = results["runs"].setdefault(name, {})
+        if str(seed) not in runs:
+            runs[str(seed)] = run(name, seed)
+            atomic_write_text(json.dumps(results, indent=1) + "\n", path)
+    return results

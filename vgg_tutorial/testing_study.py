@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -38,7 +37,7 @@ from torch import nn
 from vgg_tutorial import experiments
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
-from vgg_tutorial.runs import atomic_write_text, machine
+from vgg_tutorial.runs import machine, open_study, run_missing
 from vgg_tutorial.transforms import IMAGENET_STD
 from vgg_tutorial.views import dense_network, evaluation_scales, to_network_input
 
@@ -113,41 +112,35 @@ def run(
     nets and results already there are not redone."""
     folder = Path(folder)
     path = folder / RESULTS
-    results = json.loads(path.read_text()) if path.exists() else {}
     settings = {"setting": asdict(setting), "crop": experiments.CROP, "methods": list(METHODS)}
-    if results and {key: results[key] for key in settings} != json.loads(json.dumps(settings)):
-        raise ValueError(f"{path} holds a study with other settings; choose another folder or delete it")
+    results = open_study(path, settings)
     info = machine("cpu")
-    results = settings | {"runs": {}} | results
     results |= {"command": command, "machine": info, "threads": torch.get_num_threads()}
     results["versions"] = {key: str(info[key]) for key in ("python", "torch", "torchvision")}
     images = experiments.study_images(setting)
     val = validation_images(setting)
-    for seed in range(seeds):
-        for cell in CELLS:
-            runs = results["runs"].setdefault(cell, {})
-            if str(seed) in runs:
-                continue
-            net, record = load_net(train_and_save(folder, cell, seed, setting, images))
-            single, multi = test_scales(cell)
-            began = time.perf_counter()
-            rows = evaluate(
-                fold_std(net),
-                val,
-                crop_size=experiments.CROP,
-                plan=protocols(METHODS, single, multi),
-                batch_size=batch_size,
-            )
-            runs[str(seed)] = {
-                "weights": weights_path(folder, cell, seed).name,
-                "training": record["history"][-1],
-                "test_scale": single,
-                "multi_scales": list(multi),
-                "evaluation_seconds": round(time.perf_counter() - began, 1),
-                "results": rows,
-            }
-            atomic_write_text(json.dumps(results, indent=1) + "\n", path)
-    return results
+
+    def train_and_test(cell: str, seed: int) -> dict:
+        net, record = load_net(train_and_save(folder, cell, seed, setting, images))
+        single, multi = test_scales(cell)
+        began = time.perf_counter()
+        rows = evaluate(
+            fold_std(net),
+            val,
+            crop_size=experiments.CROP,
+            plan=protocols(METHODS, single, multi),
+            batch_size=batch_size,
+        )
+        return {
+            "weights": weights_path(folder, cell, seed).name,
+            "training": record["history"][-1],
+            "test_scale": single,
+            "multi_scales": list(multi),
+            "evaluation_seconds": round(time.perf_counter() - began, 1),
+            "results": rows,
+        }
+
+    return run_missing(path, results, [(cell, seed) for seed in range(seeds) for cell in CELLS], train_and_test)
 
 
 # ---------------------------------------------------------------------------------------------------------------
