@@ -77,3 +77,38 @@ def test_tables45_table_reads_a_quick_run(tmp_path):
     tested = gpu_results.load_part(tmp_path / "o", "tables45")
     table = gpu_report.tables45_table(tested, "D")
     assert [row[0] for row in table.rows] == list(tested["runs"]["D"]["0"]["result"]["results"])
+
+
+def _study(errors: dict[str, list[float]]) -> dict:
+    """A results file of part 3 whose cells end at the given top-1 errors, one per seed."""
+    history = lambda e: {"result": {"history": [{"val_top1": 100 - e}]}}  # noqa: E731
+    return {"runs": {cell: {str(i): history(e) for i, e in enumerate(values)} for cell, values in errors.items()}}
+
+
+def test_table3_verdicts_need_three_seeds_and_every_seed_separated():
+    study = _study({"A": [30, 31, 32], "D": [25, 26, 27], "C": [26, 29, 31], "linear": [80, 81]})
+    verdicts = dict(line.split(": ", 1) for line in gpu_report.table3_verdicts(study))
+    assert verdicts["depth, 16 against 11 layers"] == "D better in every seed"
+    assert verdicts["3×3 against 1×1 convolutions at the same depth"] == "not separated (the seeds overlap)"
+    assert verdicts["a VGG against a linear classifier on the pixels"].startswith("not judged (2 seeds")
+    assert "depth, 13 against 11 layers" not in verdicts  # B was not run
+    flipped = dict(line.split(": ", 1) for line in gpu_report.table3_verdicts(_study({"A": [1, 2, 3], "D": [5, 6, 7]})))
+    assert flipped["depth, 16 against 11 layers"] == "A better in every seed (the paper found D better)"
+
+
+def test_tables45_verdicts_pair_methods_by_seed(tmp_path):
+    def record(errors):
+        labels = {
+            f"{m} Q={q}": {"top1_error": errors[m] + (0 if q == "37" else -1)}
+            for m in errors
+            for q in ("37", "32,37,42")
+        }
+        return {"result": {"test_scale": 37, "multi_scales": [32, 37, 42], "results": labels}}
+
+    seeds = [{"dense": 20 + s, "dense+flip": 19 + s, "multicrop": 21 - 2 * s, "dense+multicrop": 18} for s in range(3)]
+    tested = {"runs": {"D": {str(s): record(e) for s, e in enumerate(seeds)}}}
+    verdicts = gpu_report.tables45_verdicts(tested, "D")
+    assert "flips added to dense evaluation (§3.2), one scale: better in every seed" in verdicts
+    assert "50 crops against dense evaluation (§4.3), one scale: not separated" in verdicts
+    assert "three scales against one (§4.2), dense+flip: better in every seed" in verdicts
+    assert gpu_report.tables45_verdicts(tested, "D", min_seeds=4)[0].startswith("D: not judged")

@@ -173,6 +173,42 @@ def separated(table3: dict, better: str, worse: str) -> bool | None:
     return max(final_errors(table3, better)) < min(final_errors(table3, worse))
 
 
+#: Table 3's comparisons (§4.1), each as (what the paper found better, what it found worse, what it is about).
+TABLE3_CLAIMS = (
+    ("B", "A", "depth, 13 against 11 layers"),
+    ("D", "A", "depth, 16 against 11 layers"),
+    ("E", "D", "depth, 19 against 16 layers"),
+    ("D", "C", "3×3 against 1×1 convolutions at the same depth"),
+    ("D, jittered", "D", "scale jittering, D"),
+    ("E, jittered", "E", "scale jittering, E"),
+    ("A", "linear", "a VGG against a linear classifier on the pixels"),
+)
+
+
+#: Fewer seeds than this on either side of a comparison, and it is not judged.
+MIN_SEEDS = 3
+
+
+def table3_verdicts(table3: dict, min_seeds: int = MIN_SEEDS) -> list[str]:
+    """One line per comparison of :data:`TABLE3_CLAIMS` that the study holds: separated (every seed of the better
+    cell below every seed of the worse), the other way round, or not separated; not judged on fewer seeds."""
+    lines = []
+    for better, worse, about in TABLE3_CLAIMS:
+        if separated(table3, better, worse) is None:
+            continue
+        seeds = min(len(table3["runs"][better]), len(table3["runs"][worse]))
+        if seeds < min_seeds:
+            verdict = f"not judged ({seeds} seed{'s' if seeds > 1 else ''}; {min_seeds} needed)"
+        elif separated(table3, better, worse):
+            verdict = f"{better} better in every seed"
+        elif separated(table3, worse, better):
+            verdict = f"{worse} better in every seed (the paper found {better} better)"
+        else:
+            verdict = "not separated (the seeds overlap)"
+        lines.append(f"{about}: {verdict}")
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Tables 4 and 5 at a real size (chapter 9)
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,3 +224,39 @@ def tables45_table(tables45: dict, cell: str) -> Table:
         body.append([label, str(len(records)), spread(top1), spread(top5)])
     caption = f"{cell}: test methods on {records[0]['images']} validation images of the cluttered task"
     return Table(["method", "seeds", "top-1 error (%)", "top-5 error (%)"], body, caption=caption)
+
+
+#: Tables 4 and 5's comparisons (§3.2, §4.2, §4.3): (better, worse, what it is about), labels without the scales.
+TABLES45_CLAIMS = (
+    ("dense+flip", "dense", "flips added to dense evaluation (§3.2)"),
+    ("multicrop", "dense+flip", "50 crops against dense evaluation (§4.3)"),
+    ("dense+multicrop", "multicrop", "dense and multi-crop together against multi-crop (§4.3)"),
+)
+
+
+def tables45_verdicts(tables45: dict, cell: str, min_seeds: int = MIN_SEEDS) -> list[str]:
+    """Per comparison of :data:`TABLES45_CLAIMS` and for several scales against one (§4.2): whether the better
+    method has the lower top-1 error in every seed (paired by seed, one net tested both ways)."""
+    records = [record["result"] for record in tables45["runs"][cell].values()]
+    single, multi = records[0]["test_scale"], records[0]["multi_scales"]
+    if len(records) < min_seeds:
+        return [f"{cell}: not judged ({len(records)} of the {min_seeds} seeds needed)"]
+
+    def label(method: str, scales) -> str:
+        return f"{method} Q={','.join(str(q) for q in scales)}"
+
+    def compare(better: str, worse: str) -> str:
+        pairs = [(r["results"][better]["top1_error"], r["results"][worse]["top1_error"]) for r in records]
+        if all(b < w for b, w in pairs):
+            return "better in every seed"
+        if all(b > w for b, w in pairs):
+            return "worse in every seed"
+        return "not separated"
+
+    lines = [
+        f"{about}, one scale: {compare(label(b, [single]), label(w, [single]))}" for b, w, about in TABLES45_CLAIMS
+    ]
+    for method in ("dense+flip", "multicrop"):
+        verdict = compare(label(method, multi), label(method, [single]))
+        lines.append(f"three scales against one (§4.2), {method}: {verdict}")
+    return lines
