@@ -39,9 +39,10 @@ def test_quick_runs_every_part_and_writes_one_file_each(quick):
     assert set(tested) == set(gpu_study.TESTED)
     assert "dense+multicrop Q=37,55,74" in tested["D, jittered"]["0"]["result"]["results"]
     vgg16 = gpu_results.load_part(out, "vgg16")["runs"]
-    assert set(vgg16) == set(gpu_results.VGG16)
+    assert set(vgg16) == set(gpu_results.VGG16) | {f"{name}, tested" for name in gpu_results.VGG16}
     run = vgg16["VGG-16-BN"]["0"]["result"]
     assert len(run["history"]) == run["config"]["epochs"] == 1
+    run = vgg16["VGG-16-BN, tested"]["0"]["result"]
     assert {"center Q=37", "dense+flip Q=32,37,42"} <= set(run["evaluation"])
     assert set(run["multicrop"]) == {
         "multicrop Q=37",
@@ -118,7 +119,10 @@ def test_a_run_that_fails_is_reported_and_the_others_go_on(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "simulated" in err and "failed (traceback above): [vgg16] VGG-16-BN" in err
     assert gpu_results.load_part(tmp_path / "o", "speed")["runs"]  # the other part's runs were kept
-    assert gpu_results.load_part(tmp_path / "o", "vgg16") is None
+    assert set(gpu_results.load_part(tmp_path / "o", "vgg16")["runs"]) == {
+        "VGG-16-BN, tested",
+        "VGG-16, Glorot, tested",
+    }
 
 
 def test_quick_options_drop_compilation_and_sizes():
@@ -128,3 +132,14 @@ def test_quick_options_drop_compilation_and_sizes():
     assert words[:2] == ["--configs", "D"]
     assert not {"--compile", "reduce-overhead", "512", "224"} & set(words)
     assert "--quick" in words
+
+
+def test_testing_a_net_costs_its_training_too_when_this_session_has_not_trained_it(tmp_path):
+    args = gpu_results.parser().parse_args(["--out", str(tmp_path), "--device", "cpu", "--work", str(tmp_path / "w")])
+    runs = {run.name: run for run in gpu_results.plan(args, tmp_path / "w", "command") if run.part == "vgg16"}
+    tested, trained = runs["VGG-16-BN, tested"], runs["VGG-16-BN"]
+    assert tested.estimate() == tested.estimate_s + trained.estimate_s
+    checkpoint = tmp_path / "w" / "vgg-16-bn" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    assert tested.estimate() == tested.estimate_s

@@ -166,25 +166,35 @@ def vgg16_config(name: str, work: Path, args) -> TrainConfig:
 
 
 def train_vgg16(name: str, work: Path, args, command: str) -> dict:
-    """Train one net of :data:`VGG16`, then test it with :mod:`vgg_tutorial.evaluate`; its history, speed, memory."""
+    """Train one net of :data:`VGG16` (its checkpoint stays in ``work`` for :func:`test_vgg16`); its history, speed
+    and peak memory."""
     cfg = vgg16_config(name, work, args)
     cuda = torch.device(args.device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     history = train(cfg, command=command, verbose=True)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-    checkpoint = Path(cfg.output) / "checkpoint.pt"
-    options = {"batch_size": 64 if cuda else 8, "device": args.device, "workers": cfg.workers}
-    tested = evaluate_checkpoint(checkpoint, methods=("center", "dense", "dense+flip"), **options)
-    limit = 20 if args.quick else MULTICROP_IMAGES * 10
-    crops = evaluate_checkpoint(checkpoint, methods=("multicrop", "dense+multicrop"), limit=limit, **options)
     train_images = 10 * (cfg.train_per_class or 947)
     return {
         "config": asdict(cfg),
         "history": history,
         "train_images": train_images,
         "images_per_s": [train_images / row["seconds"] for row in history],
-        "peak_memory_mb": peak,
+        "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    }
+
+
+def evaluate_vgg16(name: str, work: Path, args, command: str) -> dict:
+    """Test the net :func:`train_vgg16` trained (trained first if this session has not) with
+    :mod:`vgg_tutorial.evaluate`: single, dense and dense+flip on the whole validation split, the 50-crop methods
+    on :data:`MULTICROP_IMAGES` per class; one test scale and three."""
+    cfg = vgg16_config(name, work, args)
+    train(cfg, command=command, verbose=False)  # a finished run resumes to its end at once
+    checkpoint = Path(cfg.output) / "checkpoint.pt"
+    options = {"batch_size": 64 if cfg.device != "cpu" else 8, "device": args.device, "workers": cfg.workers}
+    tested = evaluate_checkpoint(checkpoint, methods=("center", "dense", "dense+flip"), **options)
+    limit = 20 if args.quick else MULTICROP_IMAGES * 10
+    crops = evaluate_checkpoint(checkpoint, methods=("multicrop", "dense+multicrop"), limit=limit, **options)
+    return {
         "evaluation": tested["results"],
         "multicrop_images": limit,
         "multicrop": crops["results"],
@@ -194,15 +204,26 @@ def train_vgg16(name: str, work: Path, args, command: str) -> dict:
 
 
 def vgg16_runs(args, work: Path, command: str) -> list[Run]:
+    """Each net trained, then tested: two runs, so that a session that ends while testing keeps the training."""
     per_epoch = {True: 9469 / H200["bn"] + 1.5, False: 9469 / H200["plain"] + 1.2}  # training + validation, s
     runs = []
     for name, options in VGG16.items():
-        # rendering, the epochs, then testing: 7 views of 3,925 images, and 200 crops of each of 500 (a guess:
-        # the first lease ran out of time in this run's testing, with 2,500 images for the crops)
-        estimate = 30 + VGG16_EPOCHS * per_epoch[options["batch_norm"]] + 90
-        runs.append(
-            Run("vgg16", name, 0, 5 if args.quick else estimate, lambda n=name: train_vgg16(n, work, args, command))
-        )
+        training = 30 + VGG16_EPOCHS * per_epoch[options["batch_norm"]]  # rendering, then the epochs
+        # testing: 7 views of 3,925 images and 200 crops of each of 500 (a guess; the first session ran out of time
+        # testing with 2,500 images for the crops)
+        checkpoint = Path(vgg16_config(name, work, args).output) / "checkpoint.pt"
+        retrain = lambda c=checkpoint, t=training: 0.0 if c.exists() else t  # noqa: E731
+        runs += [
+            Run("vgg16", name, 0, 5 if args.quick else training, lambda n=name: train_vgg16(n, work, args, command)),
+            Run(
+                "vgg16",
+                f"{name}, tested",
+                0,
+                5 if args.quick else 90,
+                lambda n=name: evaluate_vgg16(n, work, args, command),
+                extra_s=(lambda: 0.0) if args.quick else retrain,
+            ),
+        ]
     return runs
 
 
