@@ -41,7 +41,8 @@ from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.failures import he_init, spread
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.models import init_from_a, vgg
-from vgg_tutorial.runs import machine, open_study, run_missing
+from vgg_tutorial.runs import machine
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit, make_scheduler
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -205,7 +206,7 @@ def table3(path: str | Path, seeds: int = 3, setting: Setting = FULL, command: s
     file also records the setting, the machine, the versions and the command.
     """
     settings = {"setting": asdict(setting), "crop": CROP, "scales": [S_FIXED, S_MAX], "radius": list(RADIUS), "lr": LR}
-    results = open_study(path, settings)
+    results = open_study(path, settings, "table3")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     images = study_images(setting)
     todo = [(cell, seed) for seed in range(seeds) for cell, *_ in CELLS]  # every cell of seed 0 first

@@ -23,7 +23,8 @@ from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
 from vgg_tutorial.paper import Table
-from vgg_tutorial.runs import machine, open_study, run_missing
+from vgg_tutorial.runs import machine
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -243,7 +244,7 @@ def study(
     study continues where it stopped; experiments no longer in :data:`EXPERIMENTS` are dropped from it. It also
     records the machine, the versions and the command.
     """
-    results = open_study(path, {"epochs": epochs, "data": STUDY_DATA})
+    results = open_study(path, {"epochs": epochs, "data": STUDY_DATA}, "failures")
     results["runs"] = {name: results["runs"].get(name, {}) for name in EXPERIMENTS}  # drop retired experiments
     for name in names or []:
         if name not in EXPERIMENTS:

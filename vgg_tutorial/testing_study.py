@@ -37,7 +37,8 @@ from torch import nn
 from vgg_tutorial import experiments
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
-from vgg_tutorial.runs import machine, open_study, run_missing
+from vgg_tutorial.runs import machine
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.transforms import IMAGENET_STD
 from vgg_tutorial.views import dense_network, evaluation_scales, to_network_input
 
@@ -113,7 +114,7 @@ def run(
     folder = Path(folder)
     path = folder / RESULTS
     settings = {"setting": asdict(setting), "crop": experiments.CROP, "methods": list(METHODS)}
-    results = open_study(path, settings)
+    results = open_study(path, settings, "testing_study")
     info = machine("cpu")
     results |= {"command": command, "machine": info, "threads": torch.get_num_threads()}
     results["versions"] = {key: str(info[key]) for key in ("python", "torch", "torchvision")}
