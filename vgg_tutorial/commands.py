@@ -4,8 +4,8 @@
 data or model work, with a message that names the option and its valid values, and a failure the program knows
 about ends with one line on stderr and a non-zero exit status, never a Python traceback. The other command lines
 (``evaluate``, ``bench``, ``experiments``, ``testing_study``, ``init_study``) get the same from here: argparse types
-that name their range (:func:`whole`, :func:`fraction`, :func:`device`, :func:`threads`), and :func:`report_errors`,
-which runs a program and turns the failures it knows into messages and exit statuses:
+that name their range (:func:`whole`, :func:`fraction`, :func:`config_name`, :func:`device`, :func:`threads`),
+and :func:`report_errors`, which runs a program and turns the failures it knows into messages and exit statuses:
 
 - 2: refused before or while reading its inputs: a bad option, a damaged or foreign checkpoint or results file, a
   missing or damaged dataset, an output that cannot be written, a folder in use (argparse also exits 2);
@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 
+from vgg_tutorial.configs import check_name
 from vgg_tutorial.engine import pick_device
 from vgg_tutorial.folders import DatasetNotFoundError
 from vgg_tutorial.runs import RunError
@@ -36,7 +37,7 @@ FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number in [``low``, ``high``] (no upper bound when ``high`` is None)."""
-    interval = f"at least {low}" if high is None else f"from {low} to {high}"
+    interval = f"of at least {low}" if high is None else f"from {low} to {high}"
 
     def parse(text: str) -> int:
         try:
@@ -60,6 +61,14 @@ def fraction(text: str) -> float:
     if value is None or not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a number above 0 such as 0.25 or 1/4, got {text!r}")
     return value
+
+
+def config_name(text: str) -> str:
+    """An argparse type: a configuration of Table 1 (``A`` to ``E``, ``A-LRN``)."""
+    try:
+        return check_name(text)
+    except KeyError as error:
+        raise argparse.ArgumentTypeError(error.args[0]) from None
 
 
 def device(text: str) -> str:

@@ -72,8 +72,10 @@ def atomic_write(path: str | Path, write) -> None:
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a full disk: name the file it was writing
+            error.filename = str(path)
         raise
 
 
