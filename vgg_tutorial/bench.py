@@ -13,6 +13,9 @@ that :func:`vgg_tutorial.train.fit` runs:
   decoded once into a uint8 tensor in device memory, augmented there a batch at a time); same step settings;
 - ``compute``: the same step on one fixed batch: no data loading at all, the bound the others approach.
 
+``--source torchvision`` times torchvision's own ``vgg11``/``vgg13``/``vgg16``/``vgg19`` (``_bn``) in the same step,
+a peer row that shows whether the book's builder is as fast as the library's model.
+
 The data are the synthetic images of :mod:`vgg_tutorial.synthetic`, written as JPEGs at Imagenette's size (about
 9.5k training images): throughput does not depend on what the pictures show. Warm-up steps are left out, step times
 come from CUDA events (GPU) or ``time.perf_counter`` (CPU), and the figures are medians over steps. The results go to
@@ -25,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,21 +37,26 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision import transforms
+from torchvision import models, transforms
 from torchvision.datasets import ImageFolder
 
 from vgg_tutorial.accounting import model_flops_utilisation, peak_tflops, training_flops
 from vgg_tutorial.configs import FC_WIDTHS, RECIPE
 from vgg_tutorial.data import make_dataloaders
 from vgg_tutorial.engine import PRECISIONS, Engine, make_optimizer
-from vgg_tutorial.loaders import set_epoch
 from vgg_tutorial.models import vgg
 from vgg_tutorial.runs import atomic_write_text, machine
 from vgg_tutorial.synthetic import make_synthetic
+from vgg_tutorial.timing import peak_memory, reset_peak_memory, time_phases, time_steps
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD, default_scale
 
 SCHEMA = "vgg_tutorial.bench/2"
 PIPELINES = ("typical", "host", "device", "compute")
+#: Whose model is timed: the book's builder, or torchvision's (configurations A, B, D and E only).
+SOURCES = ("vgg_tutorial", "torchvision")
+TORCHVISION_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
+#: ``torch.compile``'s modes: ``reduce-overhead`` replays CUDA graphs, ``max-autotune`` also searches kernels.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class StepSettings:
     channels_last: bool = False
     fused: bool = False
     compile: bool = False
+    compile_mode: str = "default"
 
 
 #: The typical write-up's step: fp32, contiguous tensors, SGD one tensor at a time.
@@ -76,122 +83,6 @@ class Job:
     crop_size: int
     scale: int
     folder: Path
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class Clock:
-    """Time stamps that do not stall the GPU: CUDA events on a GPU (read after one final sync), else perf_counter."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.marks: list = []
-
-    def mark(self) -> None:
-        if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            self.marks.append(event)
-        else:
-            self.marks.append(time.perf_counter())
-
-    def intervals_ms(self) -> list[float]:
-        if self.cuda:
-            torch.cuda.synchronize()
-            return [a.elapsed_time(b) for a, b in zip(self.marks, self.marks[1:])]
-        return [1000 * (b - a) for a, b in zip(self.marks, self.marks[1:])]
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:  # Linux: writing 5 to clear_refs resets the process's peak resident set size (VmHWM)
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-
-
-def peak_memory(device: torch.device) -> tuple[float | None, str]:
-    """Peak memory in MB since :func:`reset_peak_memory` and what it is: GPU memory allocated by tensors, or the
-    peak resident set size of this process on a CPU (worker processes not included)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
-    try:
-        status = Path("/proc/self/status").read_text()
-        kib = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
-        return kib / 1024, "peak RSS of the benchmark process (VmHWM)"
-    except (OSError, AttributeError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS since the process started"
-
-
-def forever(batches, seed: int = 0):
-    """Batches epoch after epoch (a new ``iter()`` per epoch, each prepared with ``set_epoch``, as ``fit`` does)."""
-    epoch = 0
-    while True:
-        set_epoch(batches, epoch, seed)
-        yield from batches
-        epoch += 1
-
-
-def time_steps(engine: Engine, model, optimizer, batches, *, steps: int, warmup: int, batch_size: int) -> dict:
-    """Run ``warmup`` + ``steps`` training steps on ``batches``; time the last ``steps`` (data loading included).
-
-    Besides wall-clock time, the CPU time of this process per step (all its threads, not the loader's workers) is
-    kept: on a shared CPU machine it is less sensitive to other programs than wall-clock time.
-    """
-    clock, waits, cpu = Clock(engine.device), [], []
-    batches = forever(batches)
-    for index in range(warmup + steps):
-        if index == warmup:
-            synchronize(engine.device)
-            clock.mark()
-        start, cpu_start = time.perf_counter(), time.process_time()
-        images, labels = engine.batch(*next(batches))
-        if index >= warmup:
-            waits.append(1000 * (time.perf_counter() - start))
-        engine.train_step(model, images, labels, optimizer)
-        if index >= warmup:
-            clock.mark()
-            cpu.append(1000 * (time.process_time() - cpu_start))
-    times = clock.intervals_ms()
-    median = statistics.median(times)
-    deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [median] * 9
-    return {
-        "step_ms_median": median,
-        "step_ms_p10": deciles[0],
-        "step_ms_p90": deciles[-1],
-        "images_per_s": batch_size / median * 1000,
-        "images_per_s_mean": batch_size * len(times) / sum(times) * 1000,
-        "data_wait_ms_median": statistics.median(waits),
-        "process_cpu_ms_median": statistics.median(cpu),
-    }
-
-
-def time_phases(engine: Engine, model, optimizer, images, labels, *, steps: int, warmup: int) -> dict:
-    """Median milliseconds of the engine's forward (with the loss), backward and update, synchronised between."""
-    spent: dict[str, list[float]] = {"forward_ms": [], "backward_ms": [], "optimizer_ms": []}
-    for index in range(warmup + steps):
-        synchronize(engine.device)
-        t0 = time.perf_counter()
-        _, loss = engine.forward(model, images, labels)
-        synchronize(engine.device)
-        t1 = time.perf_counter()
-        engine.backward(loss, optimizer)
-        synchronize(engine.device)
-        t2 = time.perf_counter()
-        engine.update(optimizer)
-        synchronize(engine.device)
-        t3 = time.perf_counter()
-        if index >= warmup:
-            for key, seconds in zip(spent, (t1 - t0, t2 - t1, t3 - t2)):
-                spent[key].append(1000 * seconds)
-    return {key: statistics.median(values) for key, values in spent.items()}
 
 
 def typical_loader(folder: Path, scale: int, crop_size: int, batch_size: int) -> DataLoader:
@@ -242,16 +133,24 @@ def build_batches(pipeline: str, job: Job, args, engine: Engine):
     return batches, time.perf_counter() - start
 
 
+def build_model(config: str, args) -> nn.Module:
+    """The timed model: the book's :func:`~vgg_tutorial.models.vgg`, or torchvision's (``--source torchvision``)."""
+    if args.source == "torchvision":
+        name = TORCHVISION_NAMES[config] + ("_bn" if args.batch_norm else "")
+        return getattr(models, name)(num_classes=args.num_classes)
+    return vgg(
+        config, batch_norm=args.batch_norm, num_classes=args.num_classes, width=args.width, fc_width=args.fc_width
+    )
+
+
 def build_step(job: Job, args, settings: StepSettings, device: torch.device):
     """The engine, model (seeded, on the device, compiled if asked) and optimiser of one timed run."""
     engine = Engine(device, settings.precision, settings.channels_last)
     torch.manual_seed(0)
-    model = vgg(
-        job.config, batch_norm=args.batch_norm, num_classes=args.num_classes, width=args.width, fc_width=args.fc_width
-    )
-    model = engine.prepare(model).train()
+    model = engine.prepare(build_model(job.config, args)).train()
     optimizer = make_optimizer(model, fused=settings.fused)
-    network: nn.Module = torch.compile(model) if settings.compile else model
+    mode = None if settings.compile_mode == "default" else settings.compile_mode
+    network: nn.Module = torch.compile(model, mode=mode) if settings.compile else model
     return engine, network, optimizer
 
 
@@ -267,8 +166,16 @@ def run_pipeline(pipeline: str, job: Job, args, settings: StepSettings, device: 
     engine, model, optimizer = build_step(job, args, settings, device)
     batches, setup_s = build_batches(pipeline, job, args, engine)
     reset_peak_memory(device)
+    typical = pipeline == "typical"  # data-bound and slow: a few warm-up steps and only the steps its median needs
     timing = time_steps(
-        engine, model, optimizer, batches, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size
+        engine,
+        model,
+        optimizer,
+        batches,
+        steps=args.typical_steps or args.steps if typical else args.steps,
+        warmup=min(args.warmup, 3) if typical else args.warmup,
+        batch_size=args.batch_size,
+        max_warmup=0 if typical else args.max_warmup,
     )
     peak, peak_kind = peak_memory(device)
     options = {"batch_norm": args.batch_norm, "image_size": job.crop_size, "num_classes": args.num_classes}
@@ -278,6 +185,8 @@ def run_pipeline(pipeline: str, job: Job, args, settings: StepSettings, device: 
     return {
         "config": job.config,
         "batch_norm": args.batch_norm,
+        "source": args.source,
+        "batch_size": args.batch_size,
         "crop_size": job.crop_size,
         "scale": job.scale,
         "pipeline": pipeline,
@@ -332,7 +241,7 @@ def fast_settings(args, device: torch.device) -> StepSettings:
     precision = "bf16" if args.precision == "auto" and device.type != "cuda" else args.precision
     channels_last = args.channels_last != "off"
     fused = device.type == "cuda" if args.fused == "auto" else args.fused == "on"
-    return StepSettings(precision=precision, channels_last=channels_last, fused=fused, compile=args.compile)
+    return StepSettings(precision, channels_last, fused, args.compile, args.compile_mode)
 
 
 def run(args, argv: list[str]) -> dict:
@@ -398,6 +307,7 @@ QUICK = {
     "batch_size": 32,
     "steps": 10,
     "warmup": 3,
+    "max_warmup": 0,
     "train_per_class": 32,
 }
 FULL = {
@@ -407,6 +317,7 @@ FULL = {
     "batch_size": RECIPE.batch_size,
     "steps": 50,
     "warmup": 10,
+    "max_warmup": 60,
     "train_per_class": 947,
 }
 
@@ -427,6 +338,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help=f"default: {RECIPE.batch_size} (§3.1); --quick: 32")
     p.add_argument("--steps", type=int, help="timed steps (default: 50; --quick: 10)")
     p.add_argument("--warmup", type=int, help="untimed steps first (default: 10; --quick: 3)")
+    p.add_argument(
+        "--max-warmup",
+        type=int,
+        help="keep warming up, 5 steps at a time, until the step time settles or this many steps ran "
+        "(default: 60; --quick: 0, off)",
+    )
+    p.add_argument("--typical-steps", type=int, help="timed steps of the (slow) typical pipeline (default: --steps)")
+    p.add_argument("--source", choices=SOURCES, default="vgg_tutorial", help="whose model: the book's or torchvision's")
     p.add_argument("--train-per-class", type=int, help="synthetic training images per class (default: 947)")
     p.add_argument("--val-per-class", type=int, default=1, help="synthetic validation images per class (unused)")
     p.add_argument("--data-root", type=Path, default=Path("data"), help="where the synthetic JPEGs go")
@@ -435,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", choices=("on", "off"), default="on", help="fast pipelines' memory format")
     p.add_argument("--fused", choices=("auto", "on", "off"), default="auto", help="fused SGD (auto: on a GPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in the fast pipelines")
+    p.add_argument("--compile-mode", choices=COMPILE_MODES, default="default", help="torch.compile's mode")
     p.add_argument("--no-phases", dest="phases", action="store_false", help="skip the forward/backward/update split")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="tiny models and images, for a CPU: " + str(QUICK))
@@ -443,10 +363,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str]):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.source == "torchvision":
+        others = sorted(set(args.configs) - set(TORCHVISION_NAMES))
+        if others:
+            p.error(f"--source torchvision has configurations {sorted(TORCHVISION_NAMES)} only, not {others}")
+        if not full_size(args):
+            p.error(f"--source torchvision times the paper's widths only: --width 1 --fc-width {FC_WIDTHS[0]}")
     return args
 
 

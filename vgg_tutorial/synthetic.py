@@ -149,11 +149,31 @@ def _texture(label: int, u: torch.Tensor, v: torch.Tensor, phase: torch.Tensor) 
 
 def _render(labels: torch.Tensor, params: dict[str, torch.Tensor], size: int, gen: torch.Generator) -> torch.Tensor:
     """Draw ``len(labels)`` images of ``size``×``size`` as a float tensor N×3×H×W in [0, 1]."""
-    axis = (torch.arange(size) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
-    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    image = background(params, size)
+    paint(image, labels, params)
+    image += 0.06 * torch.randn(image.shape, generator=gen)
+    return image.clamp_(0, 1)
+
+
+def pixel_grid(size: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The y and x image coordinates of the pixel centres of a ``size``×``size`` image, in [-1, 1]."""
+    axis = (torch.arange(size, device=device) + 0.5) / size * 2 - 1
+    return torch.meshgrid(axis, axis, indexing="ij")
+
+
+def background(params: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """The images' backgrounds: a colour plus a linear gradient, N×3×``size``×``size``."""
+    y, x = pixel_grid(size, params["background"].device)
     bg = params["background"][:, :, None, None]
     slope = params["gradient"]
-    image = bg + (slope[:, 0, None, None] * x + slope[:, 1, None, None] * y)[:, None]  # N×3×H×W
+    return bg + (slope[:, 0, None, None] * x + slope[:, 1, None, None] * y)[:, None]
+
+
+def paint(image: torch.Tensor, labels: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
+    """Draw one object per image into ``image`` (N×3×H×W, in place): class ``labels[i]``'s shape and texture at
+    ``params``' centre, radius, angle and colours, with anti-aliased edges."""
+    size = image.shape[-1]
+    y, x = pixel_grid(size, image.device)
     pixel = 2.0 / size  # one pixel in image coordinates, for anti-aliased edges
     for label in labels.unique().tolist():
         idx = (labels == label).nonzero().squeeze(1)
@@ -170,8 +190,6 @@ def _render(labels: torch.Tensor, params: dict[str, torch.Tensor], size: int, ge
             second = params["second"][idx][:, :, None, None]
             colour = colour + (second - colour) * texture[:, None]
         image[idx] = image[idx] * (1 - coverage) + colour * coverage
-    image += 0.06 * torch.randn(image.shape, generator=gen)
-    return image.clamp_(0, 1)
 
 
 def _render_chunks(split: str, image_size: int, per_class: int, seed: int, radius: tuple[float, float] = RADIUS):
@@ -188,10 +206,12 @@ def _render_chunks(split: str, image_size: int, per_class: int, seed: int, radiu
 
 @contextmanager
 def _one_thread():
-    """Run torch on one thread while drawing: the work is cheap elementwise arithmetic, and on a shared, busy two-core
-    machine torch's thread pool made generating Imagenette's size six times slower (127 s against 21 s)."""
+    """Run torch on one thread while drawing on a small machine (four cores or fewer): the work is cheap elementwise
+    arithmetic, and on a shared, busy two-core machine torch's thread pool made generating Imagenette's size six times
+    slower (127 s against 21 s). A larger machine (a GPU server's 16 cores) keeps its threads. The images are the
+    same either way: the random draws come from one generator, in order."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1 if (os.cpu_count() or 1) <= 4 else threads)
     try:
         yield
     finally:

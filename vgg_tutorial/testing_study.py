@@ -92,7 +92,7 @@ def fold_std(model: nn.Module, std: tuple[float, ...] = IMAGENET_STD) -> nn.Modu
     folded = copy.deepcopy(model)
     first = next(m for m in folded.modules() if isinstance(m, nn.Conv2d))
     with torch.no_grad():
-        first.weight /= torch.tensor(std, dtype=first.weight.dtype)[None, :, None, None]
+        first.weight /= torch.tensor(std, dtype=first.weight.dtype, device=first.weight.device)[None, :, None, None]
     return folded
 
 

@@ -1,0 +1,200 @@
+"""Tables 3, 4 and 5 at a real size, on a GPU: full-width nets, 112 px crops, the cluttered task, several seeds.
+
+Chapter 8's miniature (:mod:`vgg_tutorial.experiments`) trains 1/8-width nets on 32 px crops on a CPU, and at that
+size none of the paper's findings appear. This module runs the same cells (:data:`vgg_tutorial.experiments.CELLS`:
+A, A-LRN, B, C, D, E at a fixed and a jittered training scale, E from the paper's N(0, 0.01²) start and from A,
+and a linear classifier) at the size a GPU lease allows (:data:`FULL`): the paper's widths (64 to 512 channels,
+FC-4096 with dropout 0.5), crops of 112 px from images rescaled to S = 128 (the paper's 256 : 224) or S ∈ [128, 256]
+(its [256; 512]), on the harder task of :mod:`vgg_tutorial.cluttered`. What differs from §3.1 is said where it is
+set: fewer images and epochs, He et al.'s start for the plain nets (as in the miniature), a cosine schedule.
+
+Tables 4 and 5 (:func:`test_net`) then test the D nets of each seed with every method of
+:mod:`vgg_tutorial.evaluate`, at one test scale and at three, on the validation images: at full width the weights
+are too large to keep (0.5 GB each), so they are tested in the run that trained them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vgg_tutorial.cluttered import render_cluttered
+from vgg_tutorial.configs import RECIPE
+from vgg_tutorial.engine import Engine, make_optimizer
+from vgg_tutorial.evaluate import METHODS, evaluate, protocols
+from vgg_tutorial.experiments import CELLS, resize
+from vgg_tutorial.failures import he_init
+from vgg_tutorial.loaders import DeviceLoader
+from vgg_tutorial.models import init_from_a, vgg
+from vgg_tutorial.synthetic import SYNTHETIC_CLASSES
+from vgg_tutorial.testing_study import fold_std
+from vgg_tutorial.train import fit, make_scheduler
+from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vgg_tutorial.views import evaluation_scales
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The size of the study: crop and training scales (px), images per class, epochs, batch, widths, rate."""
+
+    crop: int = 112
+    scale: int = 128
+    scale_max: int = 256
+    train_per_class: int = 1000
+    val_per_class: int = 250
+    epochs: int = 7
+    batch_size: int = 128
+    width: float = 1.0
+    fc_width: int = 4096
+    dropout: float = RECIPE.dropout
+    lr: float = 0.005
+
+
+#: The GPU study, and a CPU one that runs every step end to end in seconds (``--quick``).
+FULL = Setting()
+QUICK = Setting(crop=32, scale=37, scale_max=74, train_per_class=4, val_per_class=2, epochs=1, batch_size=8)
+QUICK = replace(QUICK, width=1 / 16, fc_width=16, dropout=0.0)
+#: The cells Tables 4 and 5 test again (as chapter 9's miniature: D at a fixed and a jittered scale).
+TESTED = ("D", "D, jittered")
+
+
+def cell_spec(cell: str) -> tuple[str, str, str]:
+    """Configuration, training scale kind and start of ``cell`` (a name of :data:`~vgg_tutorial.experiments.CELLS`)."""
+    specs = {name: tuple(rest) for name, *rest in CELLS}
+    if cell not in specs:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(specs)}")
+    return specs[cell]
+
+
+def training_scales(kind: str, setting: Setting) -> tuple[int, int]:
+    """(S_min, S_max) of ``"fixed"`` (S, S) or ``"jittered"`` (S, S_max) training."""
+    if kind not in ("fixed", "jittered"):
+        raise ValueError(f"unknown training scale {kind!r}; expected 'fixed' or 'jittered'")
+    return (setting.scale, setting.scale) if kind == "fixed" else (setting.scale, setting.scale_max)
+
+
+def study_images(setting: Setting, device: torch.device, seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The cluttered train and validation splits at S_max px, rendered on ``device``."""
+    counts = {"train": setting.train_per_class, "val": setting.val_per_class}
+    return {
+        split: render_cluttered(split, image_size=setting.scale_max, per_class=n, seed=seed, device=device)
+        for split, n in counts.items()
+    }
+
+
+def validation_batches(images: dict, kind: str, setting: Setting, batch_size: int = 250) -> list:
+    """The validation split rescaled to Q (§4.1: S, or (S_min + S_max) / 2) and centre-cropped, normalised as in
+    training, in batches on the images' device."""
+    q, _ = evaluation_scales(setting.crop, training_scales(kind, setting))
+    val, labels = images["val"]
+    mean, std = (torch.tensor(v, device=val.device)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    offset = (q - setting.crop) // 2
+    batches = []
+    for start in range(0, len(val), batch_size):
+        window = slice(offset, offset + setting.crop)
+        part = resize(val[start : start + batch_size], q)[..., window, window]
+        batches.append(((part.float() / 255 - mean) / std, labels[start : start + batch_size]))
+    return batches
+
+
+def build(config: str, setting: Setting, start: str = "he") -> nn.Module:
+    """A plain VGG of ``config`` at the setting's widths, He-initialised (``"he"``) or N(0, 0.01²) (``"paper"``,
+    also the start of ``"from-A"`` before A's layers are copied in); or a linear classifier on the pixels."""
+    classes = len(SYNTHETIC_CLASSES)
+    if config == "linear":
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * setting.crop**2, classes))
+    model = vgg(
+        config,
+        num_classes=classes,
+        width=setting.width,
+        fc_width=setting.fc_width,
+        pooled_size=1,
+        dropout=setting.dropout,
+        init="paper",
+    )
+    return he_init(model) if start == "he" else model
+
+
+def train_cell(
+    cell: str, images: dict, setting: Setting, seed: int, device: torch.device, a: nn.Module | None = None
+) -> tuple[nn.Module, list[dict]]:
+    """Train ``cell`` from ``seed`` (``a``: the seed's trained A, for ``"from-A"``); return the net and its history
+    (one row per epoch, the last with the seconds it took)."""
+    config, kind, start = cell_spec(cell)
+    engine = Engine(device, precision="auto", channels_last=device.type == "cuda")
+    torch.manual_seed(seed)  # before building: the initial weights depend on the seed alone
+    model = build(config, setting, start)
+    if start == "from-A":
+        if a is None:
+            raise ValueError(f"cell {cell!r} starts from the seed's trained A: pass it as a")
+        init_from_a(model, a)
+    model = engine.prepare(model)
+    low, high = training_scales(kind, setting)
+    train_images, train_labels = images["train"]
+    if low == high:  # fixed S: rescale once, then crop and flip as stored
+        train_images = resize(train_images, low)
+    train = DeviceLoader(
+        train_images,
+        train_labels,
+        batch_size=setting.batch_size,
+        crop_size=setting.crop,
+        device=device,
+        scale=(low, high) if low != high else None,
+        std=IMAGENET_STD,
+        dtype=engine.dtype or torch.float32,
+        memory_format=engine.memory_format,
+        seed=seed,
+    )
+    optimizer = make_optimizer(model, setting.lr, RECIPE.momentum, RECIPE.weight_decay, fused=device.type == "cuda")
+    scheduler, interval = make_scheduler("cosine", optimizer, epochs=setting.epochs, steps_per_epoch=len(train))
+    began = time.perf_counter()
+    history = fit(
+        model,
+        train,
+        validation_batches(images, kind, setting),
+        epochs=setting.epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        interval=interval,
+        engine=engine,
+        seed=seed,
+        verbose=False,
+    )
+    keys = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds")
+    rows = [{key: row[key] for key in keys} for row in history]
+    rows[-1]["total_seconds"] = round(time.perf_counter() - began, 1)
+    return model, rows
+
+
+def test_net(model: nn.Module, images: dict, cell: str, setting: Setting, device: torch.device) -> dict:
+    """Tables 4 and 5 for one trained net: every test method at the single test scale and at three (§4.2, §4.3).
+
+    The net trained on pixels divided by the std; :func:`~vgg_tutorial.testing_study.fold_std` makes it take the
+    views' mean-subtracted pixels (the paper's preprocessing) exactly."""
+    single, multi = evaluation_scales(setting.crop, training_scales(cell_spec(cell)[1], setting))
+    val, labels = images["val"]
+    dataset = list(zip(val.cpu(), labels.tolist()))
+    began = time.perf_counter()
+    results = evaluate(
+        fold_std(model).float().eval(),
+        dataset,
+        crop_size=setting.crop,
+        plan=protocols(METHODS, single, multi),
+        batch_size=50,
+        device=device,
+    )
+    return {
+        "test_scale": single,
+        "multi_scales": list(multi),
+        "evaluation_seconds": round(time.perf_counter() - began, 1),
+        "results": results,
+    }
+
+
+def weights_path(folder: str | Path, cell: str, seed: int) -> Path:
+    """Where a net that later runs need (A for "E from A", the D nets for Tables 4-5) is kept during the lease."""
+    return Path(folder) / f"{cell.replace(', ', '-')}-seed{seed}.pt"
