@@ -59,7 +59,13 @@ def test_smoke_run_writes_every_pipeline_with_finite_figures(smoke):
         assert run["step_ms_p10"] <= run["step_ms_median"] <= run["step_ms_p90"]
         assert run["images_per_s"] == pytest.approx(8 / run["step_ms_median"] * 1000)
         assert run["mfu"] is None and run["training_flops_per_image"] is None  # CPU, and not the paper's widths
-    settings = {"precision": "fp32", "channels_last": False, "fused": False, "compile": False, "compile_mode": "default"}
+    settings = {
+        "precision": "fp32",
+        "channels_last": False,
+        "fused": False,
+        "compile": False,
+        "compile_mode": "default",
+    }
     assert results["runs"][0]["settings"] == settings
     assert results["runs"][1]["settings"] == settings | {"precision": "bf16", "channels_last": True}
     [ratio] = results["ratios"]

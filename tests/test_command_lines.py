@@ -19,8 +19,8 @@ from test_evaluate import make_checkpoint
 from test_run_safety import flip_a_weight_byte
 from test_train import tiny_config
 
+from vgg_tutorial import bench, experiments, init_study, testing_study
 from vgg_tutorial import evaluate as ev
-from vgg_tutorial import experiments, init_study, testing_study
 from vgg_tutorial import runs as R
 from vgg_tutorial import studies as ST
 from vgg_tutorial import train as T
@@ -70,6 +70,14 @@ def one_line_error(status: int, capsys) -> str:
         (ev.main, ["c.pt", "--limit", "0"], "--limit"),
         (ev.main, ["c.pt", "--workers", "-1"], "--workers: must be a whole number of at least 0"),
         (ev.main, ["c.pt", "--device", "bogus"], "--device"),
+        (bench.main, ["--quick", "--configs", "Z"], "unknown VGG configuration 'Z'"),
+        (bench.main, ["--quick", "--sizes", "0"], "--sizes: must be a whole number of at least 32"),
+        (bench.main, ["--quick", "--steps", "0"], "--steps: must be a whole number of at least 1"),
+        (bench.main, ["--quick", "--device", "bogus"], "--device"),
+        (bench.main, ["--quick", "--batch-size", "0"], "--batch-size: must be a whole number of at least 1"),
+        (bench.main, ["--quick", "--batch-size", "1000"], "--batch-size: at most the 320 training images"),
+        (bench.main, ["--quick", "--width", "0"], "--width: must be a number above 0"),
+        (bench.main, ["--quick", "--warmup", "-1"], "--warmup: must be a whole number of at least 0"),
     ],
 )
 def test_nonsense_options_are_refused_before_any_work(main, argv, said, capsys, tmp_path, monkeypatch):
@@ -81,6 +89,20 @@ def test_nonsense_options_are_refused_before_any_work(main, argv, said, capsys, 
 # ---------------------------------------------------------------------------------------------------------------
 # evaluate
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def test_bench_checks_its_output_before_the_timing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "vgg_tutorial.bench", "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        done.returncode == 2
+        and done.stderr == f"error: {tmp_path} is a folder; give the name of a file to write the results to\n"
+    )
+    assert "config" not in done.stdout  # not one step timed
 
 
 def test_evaluate_refuses_damaged_checkpoints_with_one_line(tmp_path, capsys):

@@ -4,7 +4,7 @@
 data or model work, with a message that names the option and its valid values, and a failure the program knows
 about ends with one line on stderr and a non-zero exit status, never a Python traceback. The other command lines
 (``evaluate``, ``bench``, ``experiments``, ``testing_study``, ``init_study``) get the same from here: argparse types
-that name their range (:func:`whole`, :func:`fraction`, :func:`config_name`, :func:`device`, :func:`threads`),
+that name their range (:func:`whole`, :func:`fraction`, :func:`config_name`, :func:`device_name`, :func:`threads`),
 and :func:`report_errors`, which runs a program and turns the failures it knows into messages and exit statuses:
 
 - 2: refused before or while reading its inputs: a bad option, a damaged or foreign checkpoint or results file, a
@@ -71,7 +71,7 @@ def config_name(text: str) -> str:
         raise argparse.ArgumentTypeError(error.args[0]) from None
 
 
-def device(text: str) -> str:
+def device_name(text: str) -> str:
     """An argparse type: a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...)."""
     try:
         pick_device(text)

@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms.v2 import functional as F
 
-from vgg_tutorial.commands import device, report_errors, whole
+from vgg_tutorial.commands import device_name, report_errors, whole
 from vgg_tutorial.data import (
     DATASETS,
     CheckedImageFolder,
@@ -385,7 +385,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=whole(1), default=None, help="evaluate this many images, spread over the split")
     p.add_argument("--batch-size", type=whole(1), default=32, help="images per batch, and network inputs per pass")
     p.add_argument("--workers", type=whole(0), default=0, help="data loader worker processes")
-    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, ...")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, ...")
     p.add_argument("--output", default=None, help="results JSON (default: evaluation-SPLIT.json next to CHECKPOINT)")
     return p
 
