@@ -158,3 +158,33 @@ def test_the_lock_dies_with_its_process_even_if_a_forked_worker_lives_on(tmp_pat
         parent.stdout.close()
         if worker is not None:
             os.kill(worker, signal.SIGKILL)
+
+
+def test_the_lock_is_free_at_once_after_kill_9_of_a_run_with_two_workers(tmp_path):
+    """The issue's case: ``kill -9`` of a run whose loaders have two worker processes each, then ``--resume`` at once
+    (which takes the lock first)."""
+    argv = ["--width", "1/16", "--fc-width", "32", "--image-size", "32", "--in-memory", "--train-per-class", "4"]
+    argv += ["--val-per-class", "4", "--batch-size", "8", "--epochs", "50", "--workers", "2", "--lr", "0.02"]
+    argv += ["--data", str(tmp_path / "data"), "--output", str(tmp_path / "run")]
+    env = os.environ | {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vgg_tutorial.train", *argv], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert any(" 1/50 " in line for line in iter(child.stdout.readline, ""))  # epoch 1 done, workers running
+    finally:
+        child.kill()
+        child.wait(10)
+        child.stdout.close()
+    with R.lock_folder(tmp_path / "run"):
+        pass
+
+
+def test_ctrl_c_during_an_overwrite_exits_130_and_keeps_the_old_run(tmp_path, old_run, capsys, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "build_data", interrupted)
+    assert T.main(argv(tiny_config(tmp_path, "run", overwrite=True, seed=1))) == 130
+    assert capsys.readouterr().err == "error: interrupted; what was saved before is kept\n"
+    assert same_run(tmp_path, old_run)
