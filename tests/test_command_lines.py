@@ -278,3 +278,23 @@ def test_testing_study_never_reuses_weights_of_other_settings_or_damaged_ones(tm
     flip_a_weight_byte(path)
     said = one_line_error(testing_study.main(["--quick", "--seeds", "1", "--out", str(tmp_path)]), capsys)
     assert "does not match its CRC-32" in said
+
+
+def test_an_interrupted_bench_keeps_the_rows_it_timed(tmp_path, monkeypatch):
+    timed = []
+
+    def two_then_ctrl_c(*args):
+        if len(timed) == 2:
+            raise KeyboardInterrupt
+        timed.append(real(*args))
+        return timed[-1]
+
+    real = bench.run_pipeline
+    monkeypatch.setattr(bench, "run_pipeline", two_then_ctrl_c)
+    argv = ["--quick", "--configs", "A", "--sizes", "32", "--width", "0.0625", "--fc-width", "32", "--no-phases"]
+    argv += ["--batch-size", "8", "--steps", "1", "--warmup", "0", "--train-per-class", "1", "--workers", "0"]
+    argv += ["--device", "cpu", "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "bench.json")]
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(argv)
+    kept = bench.load_results(tmp_path / "bench.json")
+    assert [row["pipeline"] for row in kept["runs"]] == ["typical", "host"]

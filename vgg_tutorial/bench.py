@@ -245,12 +245,28 @@ def fast_settings(args, device: torch.device) -> StepSettings:
     return StepSettings(precision, channels_last, fused, args.compile, args.compile_mode)
 
 
-def run(args, argv: list[str]) -> dict:
-    """Run every (configuration, crop size, pipeline) of ``args`` and return the results as a dict."""
+def run(args, argv: list[str], save=None) -> dict:
+    """Run every (configuration, crop size, pipeline) of ``args`` and return the results as a dict; ``save(results)``
+    is called with what is done so far after every row, so that an interrupted benchmark keeps the rows it timed."""
     device = torch.device(args.device)
     load_before = os.getloadavg()
     fast = fast_settings(args, device)
     rows, phases = [], []
+
+    def results() -> dict:  # what is done so far
+        return {
+            "schema": SCHEMA,
+            "command": "python -m vgg_tutorial.bench " + shlex.join(argv),
+            "machine": machine(device),
+            "load_average_before": load_before[0],
+            "load_average_after": os.getloadavg()[0],
+            "arguments": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+            "flops_convention": "training FLOPs = 3 x 2 x count_macs(weights_only=True)",
+            "runs": rows,
+            "phases": phases,
+            "ratios": ratios(rows),
+        }
+
     for crop_size in args.sizes:
         scale = default_scale(crop_size)
         folder = make_synthetic(
@@ -264,23 +280,14 @@ def run(args, argv: list[str]) -> dict:
             for pipeline in args.pipelines:
                 rows.append(run_pipeline(pipeline, job, args, TYPICAL if pipeline == "typical" else fast, device))
                 print(format_row(rows[-1]), flush=True)
+                if save is not None:
+                    save(results())
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             if args.phases:
                 phases.append(run_phases(job, args, "typical settings", TYPICAL, device))
                 phases.append(run_phases(job, args, "fast settings", fast, device))
-    return {
-        "schema": SCHEMA,
-        "command": "python -m vgg_tutorial.bench " + shlex.join(argv),
-        "machine": machine(device),
-        "load_average_before": load_before[0],
-        "load_average_after": os.getloadavg()[0],
-        "arguments": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
-        "flops_convention": "training FLOPs = 3 x 2 x count_macs(weights_only=True)",
-        "runs": rows,
-        "phases": phases,
-        "ratios": ratios(rows),
-    }
+    return results()
 
 
 HEADER = (
@@ -395,7 +402,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out:
         check_writable(args.out)  # before the timing, not after it
     print(HEADER)
-    results = run(args, argv)
+    save = (lambda done: atomic_write_text(json.dumps(done, indent=1) + "\n", args.out)) if args.out else None
+    results = run(args, argv, save)
     for ratio in results["ratios"]:
         parts = [f"{k} {v:.2f}" for k, v in ratio.items() if isinstance(v, float)]
         if parts:
