@@ -274,10 +274,8 @@ def resume_conflicts(saved: dict, cfg: TrainConfig, meta: dict) -> list[str]:
         if old != new:
             problems.append(f"{what}: {old} in the checkpoint, {new} now")
     done = saved["epoch"]
-    if len(saved["history"]) != done:
+    if len(saved.get("history", [None] * done)) != done:
         problems.append(f"the checkpoint's history has {len(saved['history'])} epochs, but it says {done} are done")
-    if "data" not in saved["meta"]:
-        problems.append("the checkpoint records no data identity (an older version of vgg_tutorial wrote it)")
     if cfg.epochs < done:
         problems.append(f"epochs: the checkpoint has trained {done} epochs already, {cfg.epochs} asked for")
     elif cfg.schedule != "plateau" and cfg.epochs != before["epochs"]:
@@ -374,7 +372,7 @@ def train(cfg: TrainConfig, command: str | None = None, verbose: bool = True) ->
         seed_everything(cfg.seed)
         train_loader, val_loader = build_data(cfg, engine)
         meta["data"] = data_identity(cfg)
-        if saved is not None and saved["meta"].get("data") != meta["data"]:
+        if saved is not None and saved["meta"].get("data", meta["data"]) != meta["data"]:  # older ones record none
             raise RunError(
                 f"cannot resume {Path(cfg.output) / CHECKPOINT}: the data in {cfg.data} differ from the data it "
                 f"trained on ({saved['meta'].get('data')} then, {meta['data']} now); resume with the same data"
