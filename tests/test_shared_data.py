@@ -19,6 +19,7 @@ from test_train import tiny_config
 from vgg_tutorial import runs as R
 from vgg_tutorial import synthetic as S
 from vgg_tutorial import train as T
+from vgg_tutorial.folders import DatasetNotFoundError
 
 ON_DISK = dict(in_memory=False, train_per_class=2, val_per_class=1)
 
@@ -50,10 +51,19 @@ def test_a_run_records_its_data_and_refuses_to_resume_on_other_data(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tmp_path / "data", copy)
     T.train(tiny_config(tmp_path, "run", epochs=2, resume=True, data=str(copy), **ON_DISK), verbose=False)  # same
-    next((next(copy.iterdir()) / "train").rglob("*.JPEG")).unlink()  # the data now differ from the run's
+    changed = next((next(copy.iterdir()) / "train").rglob("*.JPEG"))
+    changed.write_bytes(changed.read_bytes() + b"\0")  # another image of the same name: the data differ
     with pytest.raises(R.RunError, match="the data in .* differ from the data it trained on"):
         T.train(tiny_config(tmp_path, "run", epochs=3, resume=True, data=str(copy), **ON_DISK), verbose=False)
     assert len(R.read_history(tmp_path / "run")) == 2
+
+
+def test_a_run_refuses_at_start_a_synthetic_folder_changed_since_it_was_made(tmp_path):
+    folder = S.make_synthetic(tmp_path / "data", image_size=37, train_per_class=2, val_per_class=1)
+    next((folder / "train").rglob("*.JPEG")).unlink()
+    with pytest.raises(DatasetNotFoundError, match="holds 19 images, not the 20 it was made with"):
+        T.train(tiny_config(tmp_path, "run", epochs=1, **ON_DISK), verbose=False)
+    assert R.folder_contents(tmp_path / "run") == []  # no checkpoint of the wrong data
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -153,7 +153,8 @@ def identify_data(
 ) -> dict:
     """What a run trains on, for it to record and to check when it resumes: the settings that draw synthetic images
     and, for images on disk, :func:`~vgg_tutorial.folders.fingerprint` of the folder. Call it after
-    :func:`make_dataloaders` with the same arguments (the folder exists by then)."""
+    :func:`make_dataloaders` with the same arguments (the folder exists by then). A synthetic folder whose images
+    were deleted or added since it was made raises :class:`DatasetNotFoundError`."""
     _check_dataset(dataset)
     scale = default_scale(image_size) if scale is None else scale
     high = scale if isinstance(scale, int) else scale[1]
@@ -162,7 +163,15 @@ def identify_data(
         return {"dataset": "synthetic in memory", "image_size": high, **counts, "seed": data_seed}
     if dataset == "synthetic":
         folder = synthetic_dir(root, high, *counts.values(), data_seed)
-        return {"dataset": dataset, **data_identity(folder), **fingerprint(folder)}
+        made, found = data_identity(folder), fingerprint(folder)
+        for split in SPLITS:  # images deleted or added since it was made: not the data its name promises
+            if found[split]["images"] != len(SYNTHETIC_CLASSES) * made[f"{split}_per_class"]:
+                raise DatasetNotFoundError(
+                    f"{folder / split} holds {found[split]['images']} images, not the "
+                    f"{len(SYNTHETIC_CLASSES) * made[f'{split}_per_class']} it was made with; delete {folder} to make "
+                    f"it again"
+                )
+        return {"dataset": dataset, **made, **found}
     folder = imagenette_dir(root, smallest_imagenette_size(high)) if dataset == "imagenette" else Path(root)
     return {"dataset": dataset, **fingerprint(folder)}
 
