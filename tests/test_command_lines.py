@@ -151,6 +151,17 @@ def test_evaluate_can_evaluate_an_imagefolder_run(tmp_path, capsys):
     assert report["results"]["center Q=37"]["images"] == 3
 
 
+def test_evaluate_refuses_data_other_than_the_runs(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, "run", epochs=1, in_memory=False, train_per_class=2, val_per_class=1)
+    T.train(cfg, verbose=False)
+    argv = [str(tmp_path / "run" / R.CHECKPOINT), "--limit", "2", "--methods", "center", "--no-multi"]
+    assert ev.main(argv) == 0  # its own data
+    capsys.readouterr()
+    image = next((tmp_path / "data").rglob("val_*.JPEG"))
+    image.write_bytes(image.read_bytes() + b"\0")  # same name, other bytes
+    assert "differ from those the run trained" in one_line_error(ev.main(argv), capsys)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # train: checkpoints that would resume wrongly, history, disk full, damaged images, out of memory
 # ---------------------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from vgg_tutorial.data import (
     CheckedImageFolder,
     check_image_folder,
     folder_wnids,
+    identify_data,
     imagenette,
     smallest_imagenette_size,
     synthetic,
@@ -274,6 +275,27 @@ def open_split(config: dict, split: str = "val", root: str | Path | None = None)
     return synthetic(root, split, high, seed=seed, **counts)
 
 
+def check_same_data(state: dict, config: dict, root: str | Path | None = None) -> None:
+    """Raise :class:`CheckpointMismatchError` unless the data found now are those the run recorded (its
+    ``meta["data"]``, see :func:`~vgg_tutorial.data.identify_data`): its error rates are about its own images."""
+    recorded = (state.get("meta") or {}).get("data")
+    if recorded is None:  # written before runs recorded their data
+        return
+    now = identify_data(
+        config.get("dataset", "synthetic"),
+        root if root is not None else config.get("data", "data"),
+        image_size=config["image_size"],
+        scale=training_scales(config),
+        train_per_class=config.get("train_per_class"),
+        val_per_class=config.get("val_per_class"),
+        in_memory=config.get("in_memory", False),
+    )
+    if now != recorded:
+        raise CheckpointMismatchError(
+            f"the data found now differ from those the run trained and validated on ({recorded} then, {now} now)"
+        )
+
+
 def spread_subset(dataset: Dataset, limit: int | None) -> Dataset:
     """``limit`` images spread evenly over ``dataset`` (whose images may be sorted by class), or all of them."""
     if limit is None or limit >= len(dataset):
@@ -307,7 +329,8 @@ def evaluate_checkpoint(
     untransformed); ``limit`` keeps that many images, spread over the split. Returns the scales used and the
     results of :func:`evaluate`.
     """
-    model, config = load_model(checkpoint)
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    model, config = load_model(state)
     crop = config["image_size"]
     scales = training_scales(config)
     default_single, default_multi = evaluation_scales(crop, scales)
@@ -319,7 +342,10 @@ def evaluate_checkpoint(
     for protocol in plan:  # before any data work
         for q in protocol.scales:
             check_test_scale(q, crop)
-    images = spread_subset(dataset if dataset is not None else open_split(config, split, data), limit)
+    if dataset is None:
+        dataset = open_split(config, split, data)
+        check_same_data(state, config, data)
+    images = spread_subset(dataset, limit)
     results = evaluate(
         model, images, crop_size=crop, plan=plan, batch_size=batch_size, device=pick_device(device), workers=workers
     )
