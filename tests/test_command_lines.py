@@ -19,7 +19,7 @@ from test_evaluate import make_checkpoint
 from test_run_safety import flip_a_weight_byte
 from test_train import tiny_config
 
-from vgg_tutorial import bench, experiments, init_study, testing_study
+from vgg_tutorial import bench, experiments, failures, init_study, testing_study
 from vgg_tutorial import evaluate as ev
 from vgg_tutorial import runs as R
 from vgg_tutorial import studies as ST
@@ -70,6 +70,8 @@ def one_line_error(status: int, capsys) -> str:
         (ev.main, ["c.pt", "--limit", "0"], "--limit"),
         (ev.main, ["c.pt", "--workers", "-1"], "--workers: must be a whole number of at least 0"),
         (ev.main, ["c.pt", "--device", "bogus"], "--device"),
+        (failures.main, ["--out", "x.json", "--epochs", "0"], "--epochs: must be a whole number of at least 1"),
+        (failures.main, ["--out", "x.json", "--threads", "100000"], "--threads: must be a whole number from 1 to"),
         (bench.main, ["--quick", "--configs", "Z"], "unknown VGG configuration 'Z'"),
         (bench.main, ["--quick", "--sizes", "0"], "--sizes: must be a whole number of at least 32"),
         (bench.main, ["--quick", "--steps", "0"], "--steps: must be a whole number of at least 1"),
