@@ -9,8 +9,9 @@ from the epoch.)
 Every file is written through :func:`atomic_write`, so a run killed while writing leaves the previous file whole.
 Checkpoints hold tensors and plain Python values only, so :func:`load_checkpoint` reads them with
 ``torch.load(weights_only=True)``, which cannot run code hidden in a crafted file, after checking the CRC-32 that
-``torch.save`` stores for every record of its zip archive, which finds damaged bytes. :func:`lock_folder` keeps two
-runs from writing into the same folder.
+``torch.save`` stores for every record of its zip archive, which finds damaged bytes, and refusing compressed records
+and unknown formats (:data:`FORMAT`). :func:`lock_folder` keeps two runs from writing into the same folder, and
+:func:`set_aside` keeps the run that ``--overwrite`` replaces until the new one has a checkpoint.
 """
 
 from __future__ import annotations

@@ -327,7 +327,7 @@ def _locked(folder: Path):
 def publishing(target: Path):
     """Take turns with other processes on ``target``'s folder and yield a fresh staging folder, removed on exit.
 
-    Whoever makes or replaces ``target`` (a dataset folder) does it inside this block: it builds the new folder in
+    Whoever makes ``target`` (a dataset folder) does it inside this block: it builds the new folder in
     the staging folder and renames it into place (see :func:`publish`). Two processes that want the same ``target``
     take turns (so do two that make different datasets in the same folder: the lock is on ``target.parent``), so
     the second one can re-check what the first one published instead of deleting it. Once it is our turn, no live
