@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from vgg_tutorial import bench, gpu_study
+from vgg_tutorial import bench, cluttered, gpu_study
 from vgg_tutorial.accounting import training_flops
 from vgg_tutorial.engine import progress
 from vgg_tutorial.evaluate import evaluate_checkpoint
@@ -150,8 +150,8 @@ VGG16 = {
     "VGG-16, Glorot": {"batch_norm": False, "init": "glorot"},
 }
 VGG16_EPOCHS = 12
-#: Images per class of the 50-crop methods' subset (their 150 passes per image would not fit the lease on all).
-MULTICROP_IMAGES = 250
+#: Images per class of the 50-crop methods' subset (their 200 passes per image would not fit the lease on all).
+MULTICROP_IMAGES = 50
 
 
 def vgg16_config(name: str, work: Path, args) -> TrainConfig:
@@ -197,7 +197,9 @@ def vgg16_runs(args, work: Path, command: str) -> list[Run]:
     per_epoch = {True: 9469 / H200["bn"] + 1.5, False: 9469 / H200["plain"] + 1.2}  # training + validation, s
     runs = []
     for name, options in VGG16.items():
-        estimate = 30 + VGG16_EPOCHS * per_epoch[options["batch_norm"]] + 45  # render, epochs, evaluate
+        # rendering, the epochs, then testing: 7 views of 3,925 images, and 200 crops of each of 500 (a guess:
+        # the first lease ran out of time in this run's testing, with 2,500 images for the crops)
+        estimate = 30 + VGG16_EPOCHS * per_epoch[options["batch_norm"]] + 90
         runs.append(
             Run("vgg16", name, 0, 5 if args.quick else estimate, lambda n=name: train_vgg16(n, work, args, command))
         )
@@ -209,68 +211,9 @@ def vgg16_runs(args, work: Path, command: str) -> list[Run]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class Study:
-    """What the runs of parts 3 and 4 share in one process: the rendered images, and nets kept for later runs
-    (each seed's A for "E from A", its D nets for Tables 4 and 5) in the work folder."""
-
-    def __init__(self, args, work: Path):
-        self.setting = gpu_study.QUICK if args.quick else gpu_study.FULL
-        self.device = torch.device(args.device)
-        self.folder = work / "table3"
-        self._images = None
-
-    def images(self) -> dict:
-        if self._images is None:
-            self._images = gpu_study.study_images(self.setting, self.device)
-        return self._images
-
-    def net(self, cell: str, seed: int, keep: bool = False):
-        """Train ``cell`` (or load it, if an earlier run of this lease kept it); return the net and its history."""
-        path = gpu_study.weights_path(self.folder, cell, seed)
-        if path.exists():
-            saved = torch.load(path, map_location=self.device, weights_only=True)
-            config, _, start = gpu_study.cell_spec(cell)
-            net = gpu_study.build(config, self.setting, start).to(self.device)
-            net.load_state_dict(saved["model"])
-            return net, saved["history"]
-        a = self.net("A", seed, keep=True)[0] if gpu_study.cell_spec(cell)[2] == "from-A" else None
-        net, history = gpu_study.train_cell(cell, self.images(), self.setting, seed, self.device, a=a)
-        if keep:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write = path.with_suffix(".partial")
-            torch.save({"model": net.state_dict(), "history": history}, atomic_write)
-            atomic_write.replace(path)
-        return net, history
-
-    def table3(self, cell: str, seed: int) -> dict:
-        net, history = self.net(cell, seed, keep=cell == "A" or cell in gpu_study.TESTED)
-        return {"history": history}
-
-    def tables45(self, cell: str, seed: int) -> dict:
-        net, history = self.net(cell, seed, keep=True)
-        return {"training": history[-1], **gpu_study.test_net(net, self.images(), cell, self.setting, self.device)}
-
-    def retraining(self, cell: str, seed: int, quick: bool) -> float:
-        """Seconds to train ``cell`` again if no earlier run of this lease kept it."""
-        return 0.0 if gpu_study.weights_path(self.folder, cell, seed).exists() else self.estimate(cell, quick)
-
-    def estimate(self, cell: str, quick: bool) -> float:
-        """Seconds to train ``cell`` on an H200, from its FLOPs and the measured rate (more at 112 px: smaller
-        layers run less efficiently: counted as 60 % of the rate at 224 px, a guess until measured)."""
-        if quick:
-            return 2
-        config = gpu_study.cell_spec(cell)[0]
-        s = self.setting
-        images = 10 * s.train_per_class * s.epochs
-        if config == "linear":
-            return 5
-        flops = training_flops(config, batch_norm=False, image_size=s.crop, num_classes=10)
-        return images * flops / (0.6 * H200_FLOPS) + 2 * s.epochs  # plus validation
-
-
 def study_runs(args, work: Path) -> list[Run]:
     """Parts 3 and 4, seed by seed: all cells of a seed, then the tests of its D nets (kept only for this lease)."""
-    study = Study(args, work)
+    study = gpu_study.Study(args.quick, args.device, work)
     runs = []
     for seed in range(1 if args.quick else SEEDS):
         for cell, _, _, start in CELLS:
@@ -279,7 +222,7 @@ def study_runs(args, work: Path) -> list[Run]:
             extra = {"extra_s": retrain} if start == "from-A" else {}  # A of this seed, if no earlier run kept it
             runs.append(Run("table3", cell, seed, study.estimate(cell, args.quick), action, **extra))
         for cell in gpu_study.TESTED:
-            evaluation = 2 if args.quick else 45
+            evaluation = 2 if args.quick else gpu_study.TESTED_S
             action = lambda c=cell, s=seed: study.tables45(c, s)  # noqa: E731
             retrain = lambda c=cell, s=seed: study.retraining(c, s, args.quick)  # noqa: E731
             runs.append(Run("tables45", cell, seed, evaluation, action, retrain))
@@ -303,7 +246,9 @@ def part_settings(part: str, args) -> dict:
     """What a part's results depend on besides the seed: a file made with other settings is not continued."""
     quick = bool(args.quick)
     if part in ("table3", "tables45"):
-        return {"quick": quick, "setting": asdict(gpu_study.QUICK if quick else gpu_study.FULL)}
+        setting = asdict(gpu_study.QUICK if quick else gpu_study.FULL)
+        tested = {"tested_images": None if quick else gpu_study.TESTED_IMAGES} if part == "tables45" else {}
+        return {"quick": quick, "setting": setting, "task": cluttered.task(), **tested}
     if part == "vgg16":
         return {"quick": quick, "epochs": 1 if quick else VGG16_EPOCHS, "multicrop_images_per_class": MULTICROP_IMAGES}
     return {"quick": quick}
@@ -331,9 +276,10 @@ def open_part(folder: Path, part: str, args) -> dict:
     return results
 
 
-def load_part(folder: str | Path, part: str) -> dict | None:
-    """The results file of ``part`` in ``folder`` for the book, or None if that part was not measured yet."""
-    path = Path(folder) / f"{part}.json"
+def load_part(folder: str | Path, part: str, name: str | None = None) -> dict | None:
+    """The results file of ``part`` in ``folder`` (``name``: another file of that part, e.g. a pilot's) for the book,
+    or None if that part was not measured yet."""
+    path = Path(folder) / (name or f"{part}.json")
     if not path.exists():
         return None
     results = json.loads(path.read_text())

@@ -46,12 +46,12 @@ class Setting:
     scale_max: int = 256
     train_per_class: int = 1000
     val_per_class: int = 250
-    epochs: int = 7
+    epochs: int = 12
     batch_size: int = 128
     width: float = 1.0
     fc_width: int = 4096
     dropout: float = RECIPE.dropout
-    lr: float = 0.005
+    lr: float = 0.01
 
 
 #: The GPU study, and a CPU one that runs every step end to end in seconds (``--quick``).
@@ -170,14 +170,17 @@ def train_cell(
     return model, rows
 
 
-def test_net(model: nn.Module, images: dict, cell: str, setting: Setting, device: torch.device) -> dict:
+def test_net(
+    model: nn.Module, images: dict, cell: str, setting: Setting, device: torch.device, limit: int | None = None
+) -> dict:
     """Tables 4 and 5 for one trained net: every test method at the single test scale and at three (§4.2, §4.3).
 
     The net trained on pixels divided by the std; :func:`~vgg_tutorial.testing_study.fold_std` makes it take the
-    views' mean-subtracted pixels (the paper's preprocessing) exactly."""
+    views' mean-subtracted pixels (the paper's preprocessing) exactly. ``limit``: the first that many validation
+    images only (the labels cycle through the classes, so any prefix is balanced)."""
     single, multi = evaluation_scales(setting.crop, training_scales(cell_spec(cell)[1], setting))
     val, labels = images["val"]
-    dataset = list(zip(val.cpu(), labels.tolist()))
+    dataset = list(zip(val[:limit].cpu(), labels[:limit].tolist()))
     began = time.perf_counter()
     results = evaluate(
         fold_std(model).float().eval(),
@@ -190,6 +193,7 @@ def test_net(model: nn.Module, images: dict, cell: str, setting: Setting, device
     return {
         "test_scale": single,
         "multi_scales": list(multi),
+        "images": len(dataset),
         "evaluation_seconds": round(time.perf_counter() - began, 1),
         "results": results,
     }
@@ -198,3 +202,81 @@ def test_net(model: nn.Module, images: dict, cell: str, setting: Setting, device
 def weights_path(folder: str | Path, cell: str, seed: int) -> Path:
     """Where a net that later runs need (A for "E from A", the D nets for Tables 4-5) is kept during the lease."""
     return Path(folder) / f"{cell.replace(', ', '-')}-seed{seed}.pt"
+
+
+#: Seconds per cell of Table 3's pilot on one H200 (``book/results/gpu/table3-pilot.json``: 7 epochs of 10,000
+#: images at 112 px, batch 128, with validation), the base of the estimates.
+H200_TABLE3 = {
+    "linear": 2,
+    "A": 7,
+    "A-LRN": 14,
+    "B": 8,
+    "C": 8,
+    "C, jittered": 14,
+    "D": 9,
+    "D, jittered": 15,
+    "E": 10,
+    "E, jittered": 15,
+    "E, N(0, 0.01²)": 10,
+    "E from A": 10,
+}
+H200_TABLE3_IMAGES = 7 * 10_000
+#: Validation images Tables 4 and 5 test each D net on (the first of the split; its labels cycle through the
+#: classes), and the seconds that takes on an H200 (an estimate: not measured yet).
+TESTED_IMAGES, TESTED_S = 1000, 40
+
+
+class Study:
+    """What the runs of parts 3 and 4 of :mod:`vgg_tutorial.gpu_results` share in one process: the rendered images,
+    and nets kept for later runs (each seed's A for "E from A", its D nets for Tables 4 and 5) in the work folder."""
+
+    def __init__(self, quick: bool, device: torch.device | str, work: Path):
+        self.quick = quick
+        self.setting = QUICK if quick else FULL
+        self.device = torch.device(device)
+        self.folder = work / "table3"
+        self._images = None
+
+    def images(self) -> dict:
+        if self._images is None:
+            self._images = study_images(self.setting, self.device)
+        return self._images
+
+    def net(self, cell: str, seed: int, keep: bool = False):
+        """Train ``cell`` (or load it, if an earlier run of this lease kept it); return the net and its history."""
+        path = weights_path(self.folder, cell, seed)
+        if path.exists():
+            saved = torch.load(path, map_location=self.device, weights_only=True)
+            config, _, start = cell_spec(cell)
+            net = build(config, self.setting, start).to(self.device)
+            net.load_state_dict(saved["model"])
+            return net, saved["history"]
+        a = self.net("A", seed, keep=True)[0] if cell_spec(cell)[2] == "from-A" else None
+        net, history = train_cell(cell, self.images(), self.setting, seed, self.device, a=a)
+        if keep:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write = path.with_suffix(".partial")
+            torch.save({"model": net.state_dict(), "history": history}, atomic_write)
+            atomic_write.replace(path)
+        return net, history
+
+    def table3(self, cell: str, seed: int) -> dict:
+        net, history = self.net(cell, seed, keep=cell == "A" or cell in TESTED)
+        return {"history": history}
+
+    def tables45(self, cell: str, seed: int) -> dict:
+        net, history = self.net(cell, seed, keep=True)
+        limit = None if self.quick else TESTED_IMAGES
+        tested = test_net(net, self.images(), cell, self.setting, self.device, limit)
+        return {"training": history[-1], **tested}
+
+    def retraining(self, cell: str, seed: int, quick: bool) -> float:
+        """Seconds to train ``cell`` again if no earlier run of this lease kept it."""
+        return 0.0 if weights_path(self.folder, cell, seed).exists() else self.estimate(cell, quick)
+
+    def estimate(self, cell: str, quick: bool) -> float:
+        """Seconds to train ``cell`` on an H200: what the pilot measured (:data:`H200_TABLE3`), per image-epoch."""
+        if quick:
+            return 2
+        s = self.setting
+        return H200_TABLE3[cell] * (10 * s.train_per_class * s.epochs) / H200_TABLE3_IMAGES
