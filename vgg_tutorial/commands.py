@@ -121,7 +121,7 @@ def report_errors(program: Callable[[], int | None]) -> int:
                 file=sys.stderr,
             )
         else:
-            print(f"error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+            print(f"error: {error.strerror or error}{f': {error.filename}' if error.filename else ''}", file=sys.stderr)
         return 1
     except Exception as error:
         if not _out_of_memory(error):
