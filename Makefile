@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lint unit nbval nbval-portable book-strict browser student-edition student-check colab colab-check colab-edition actionlint notebooks clean
+.PHONY: book test lint unit nbval nbval-portable book-strict browser student-edition student-check colab colab-check colab-edition actionlint notebooks gpu-results clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## make book: create .venv, install requirements.txt, build the HTML book into _build/html
@@ -78,6 +78,11 @@ colab-edition: $(STAMP)
 ## make notebooks [NB=book/x.ipynb]: re-execute notebooks in place, so stored outputs are what the code prints now
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))
+
+## make gpu-results [MINUTES=9]: on a CUDA GPU, every GPU result of the book (python -m vgg_tutorial.gpu_results):
+## runs that fit MINUTES, results in book/results/gpu/, what is there already skipped; `make gpu-results PLAN=1` lists them
+gpu-results: $(STAMP)
+	$(BIN)/python -m vgg_tutorial.gpu_results --out book/results/gpu $(if $(PLAN),--plan,--minutes $(or $(MINUTES),9))
 
 clean:
 	rm -rf _build
