@@ -190,7 +190,7 @@ def test_imagenette_loaders(server, tmp_path):
 def test_synthetic_loaders_on_disk_and_in_memory(tmp_path):
     options = dict(image_size=16, batch_size=10, train_per_class=2, val_per_class=1)
     train, val = make_dataloaders("synthetic", tmp_path, **options)
-    assert (tmp_path / "synthetic-18").is_dir()  # drawn at S = 16·256/224 ≈ 18
+    assert (tmp_path / "synthetic-18px-2+1-seed0-q90").is_dir()  # drawn at S = 16·256/224 ≈ 18
     images, labels = next(iter(train))
     assert images.shape == (10, 3, 16, 16)
     assert len(train.dataset) == 20 and len(val.dataset) == 10

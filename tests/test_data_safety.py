@@ -74,7 +74,7 @@ def test_concurrent_runs_share_one_synthetic_copy(tmp_path, monkeypatch, capsys)
     assert outcome == {"result": second}
     assert [split for _, split, *_ in calls] == ["train", "val"]  # generated once
     assert "waiting for another process" in capsys.readouterr().err
-    assert [p.name for p in tmp_path.iterdir()] == ["synthetic-16"]
+    assert [p.name for p in tmp_path.iterdir()] == [second.name]
 
 
 def test_concurrent_downloads_share_one_copy(tmp_path, monkeypatch):
@@ -107,7 +107,7 @@ def test_staging_folder_of_a_killed_run_is_removed(tmp_path):
         child.kill()  # SIGKILL: no clean-up code of the child runs
         child.wait(10)
         child.stdout.close()
-    assert [p.name.startswith(".synthetic-16") for p in tmp_path.iterdir()] == [True]  # the hidden staging folder
+    assert [p.name.startswith(".synthetic-16px") for p in tmp_path.iterdir()] == [True]  # the hidden staging folder
     folder = make_synthetic(tmp_path, image_size=16, **TINY)
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]
 

@@ -94,14 +94,14 @@ def test_in_memory_dataset_items_and_transform():
 
 def test_make_synthetic_writes_imagenette_layout(tmp_path):
     folder = make_synthetic(tmp_path, image_size=24, train_per_class=2, val_per_class=1)
-    assert folder == tmp_path / "synthetic-24"
+    assert folder == tmp_path / "synthetic-24px-2+1-seed0-q90"  # every setting that shapes the images
     assert sorted(p.name for p in folder.iterdir()) == sorted([MARKER, "train", "val"])
     for split, per_class in (("train", 2), ("val", 1)):
         assert sorted(p.name for p in (folder / split).iterdir()) == list(SYNTHETIC_WNIDS)
         for wnid in SYNTHETIC_WNIDS:
             assert len(list((folder / split / wnid).glob("*.JPEG"))) == per_class
     assert json.loads((folder / MARKER).read_text())["train_per_class"] == 2
-    assert [p.name for p in tmp_path.iterdir()] == ["synthetic-24"]  # no staging folder left behind
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no staging folder left behind
 
 
 def test_jpegs_match_the_in_memory_images(tmp_path):
@@ -114,16 +114,17 @@ def test_jpegs_match_the_in_memory_images(tmp_path):
     assert error < 20  # in 0-255 units
 
 
-def test_make_synthetic_is_idempotent_and_replaces_other_settings(tmp_path):
+def test_make_synthetic_is_idempotent_and_never_replaces_a_folder(tmp_path):
     folder = make_synthetic(tmp_path, image_size=16, train_per_class=1, val_per_class=1)
     stamp = (folder / MARKER).stat().st_mtime_ns
     some_image = next((folder / "train").rglob("*.JPEG"))
     some_image.unlink()  # a reused copy is not rewritten, so this stays missing
     assert make_synthetic(tmp_path, image_size=16, train_per_class=1, val_per_class=1) == folder
     assert (folder / MARKER).stat().st_mtime_ns == stamp and not some_image.exists()
-    make_synthetic(tmp_path, image_size=16, train_per_class=2, val_per_class=1)
-    assert len(list((folder / "train").rglob("*.JPEG"))) == 20
-    assert [p.name for p in tmp_path.iterdir()] == ["synthetic-16"]
+    other = make_synthetic(tmp_path, image_size=16, train_per_class=2, val_per_class=1)  # a folder of its own
+    assert len(list((other / "train").rglob("*.JPEG"))) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folder.name, other.name])
+    assert (folder / MARKER).stat().st_mtime_ns == stamp  # the first one is untouched
 
 
 def test_unknown_split_is_rejected():

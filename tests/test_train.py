@@ -138,7 +138,7 @@ def test_atomic_save_replaces_or_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
     def crash(obj, file):
-        open(file, "wb").write(b"trunc")  # a partial write, then the process dies
+        file.write(b"trunc")  # a partial write, then the process dies
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", crash)
@@ -184,7 +184,7 @@ def assert_same_run(state, reference):
 
 def test_checkpoint_holds_everything_needed_to_resume(straight_run):
     cfg, history, state = straight_run
-    assert set(state) == {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng", "meta"}
+    assert set(state) == {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng", "meta", "format"}
     assert state["epoch"] == 3 and state["history"] == history
     assert {"torch", "python", "numpy"} <= set(state["rng"])
     assert state["meta"]["config"] == dataclasses.asdict(cfg)
@@ -343,7 +343,8 @@ def test_cli_trains_on_tiny_synthetic_jpegs(tmp_path, capsys):
     assert T.main(argv) == 0
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and "best val top-1" in out
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["synthetic-37"]  # JPEGs drawn at S = 32·256/224
+    names = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert names == ["synthetic-37px-3+2-seed0-q90"]  # JPEGs drawn at S = 32·256/224
     saved = json.loads((tmp_path / "run" / "history.json").read_text())
     assert saved["command"] == "python -m vgg_tutorial.train " + " ".join(argv)
     assert saved["config"]["width"] == 1 / 16 and saved["config"]["schedule"] == "cosine"

@@ -40,12 +40,13 @@ from torch.utils.data import DataLoader
 from torchvision import models, transforms
 from torchvision.datasets import ImageFolder
 
-from vgg_tutorial.accounting import model_flops_utilisation, peak_tflops, training_flops
+from vgg_tutorial.accounting import MIN_INPUT_SIZE, model_flops_utilisation, peak_tflops, training_flops
+from vgg_tutorial.commands import config_name, device_name, fraction, report_errors, whole
 from vgg_tutorial.configs import FC_WIDTHS, RECIPE
 from vgg_tutorial.data import make_dataloaders
 from vgg_tutorial.engine import PRECISIONS, Engine, make_optimizer
 from vgg_tutorial.models import vgg
-from vgg_tutorial.runs import atomic_write_text, machine
+from vgg_tutorial.runs import atomic_write_text, check_writable, machine
 from vgg_tutorial.synthetic import make_synthetic
 from vgg_tutorial.timing import peak_memory, reset_peak_memory, time_phases, time_steps
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD, default_scale
@@ -244,12 +245,28 @@ def fast_settings(args, device: torch.device) -> StepSettings:
     return StepSettings(precision, channels_last, fused, args.compile, args.compile_mode)
 
 
-def run(args, argv: list[str]) -> dict:
-    """Run every (configuration, crop size, pipeline) of ``args`` and return the results as a dict."""
+def run(args, argv: list[str], save=None) -> dict:
+    """Run every (configuration, crop size, pipeline) of ``args`` and return the results as a dict; ``save(results)``
+    is called with what is done so far after every row, so that an interrupted benchmark keeps the rows it timed."""
     device = torch.device(args.device)
     load_before = os.getloadavg()
     fast = fast_settings(args, device)
     rows, phases = [], []
+
+    def results() -> dict:  # what is done so far
+        return {
+            "schema": SCHEMA,
+            "command": "python -m vgg_tutorial.bench " + shlex.join(argv),
+            "machine": machine(device),
+            "load_average_before": load_before[0],
+            "load_average_after": os.getloadavg()[0],
+            "arguments": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+            "flops_convention": "training FLOPs = 3 x 2 x count_macs(weights_only=True)",
+            "runs": rows,
+            "phases": phases,
+            "ratios": ratios(rows),
+        }
+
     for crop_size in args.sizes:
         scale = default_scale(crop_size)
         folder = make_synthetic(
@@ -263,23 +280,14 @@ def run(args, argv: list[str]) -> dict:
             for pipeline in args.pipelines:
                 rows.append(run_pipeline(pipeline, job, args, TYPICAL if pipeline == "typical" else fast, device))
                 print(format_row(rows[-1]), flush=True)
+                if save is not None:
+                    save(results())
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             if args.phases:
                 phases.append(run_phases(job, args, "typical settings", TYPICAL, device))
                 phases.append(run_phases(job, args, "fast settings", fast, device))
-    return {
-        "schema": SCHEMA,
-        "command": "python -m vgg_tutorial.bench " + shlex.join(argv),
-        "machine": machine(device),
-        "load_average_before": load_before[0],
-        "load_average_after": os.getloadavg()[0],
-        "arguments": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
-        "flops_convention": "training FLOPs = 3 x 2 x count_macs(weights_only=True)",
-        "runs": rows,
-        "phases": phases,
-        "ratios": ratios(rows),
-    }
+    return results()
 
 
 HEADER = (
@@ -328,35 +336,41 @@ def parser() -> argparse.ArgumentParser:
         description="Training throughput of VGG with four input pipelines (typical, host, device, compute).",
         epilog="Example (GPU): python -m vgg_tutorial.bench --out book/results/bench/h100.json",
     )
-    p.add_argument("--configs", nargs="+", default=["A", "D"], help="Table 1 configurations (default: A D)")
-    p.add_argument("--sizes", nargs="+", type=int, help="crop sizes in px (default: 224 160; --quick: 64 32)")
+    p.add_argument(
+        "--configs", nargs="+", type=config_name, default=["A", "D"], help="Table 1 configurations (default: A D)"
+    )
+    p.add_argument(
+        "--sizes", nargs="+", type=whole(MIN_INPUT_SIZE), help="crop sizes in px (default: 224 160; --quick: 64 32)"
+    )
     p.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
     p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="plain VGG instead of *_bn")
-    p.add_argument("--num-classes", type=int, default=10, help="classes of the last layer (default: 10)")
-    p.add_argument("--width", type=float, help="channel multiplier (default: 1; --quick: 1/8)")
-    p.add_argument("--fc-width", type=int, help="hidden FC width (default: 4096; --quick: 256)")
-    p.add_argument("--batch-size", type=int, help=f"default: {RECIPE.batch_size} (§3.1); --quick: 32")
-    p.add_argument("--steps", type=int, help="timed steps (default: 50; --quick: 10)")
-    p.add_argument("--warmup", type=int, help="untimed steps first (default: 10; --quick: 3)")
+    p.add_argument("--num-classes", type=whole(1), default=10, help="classes of the last layer (default: 10)")
+    p.add_argument("--width", type=fraction, help="channel multiplier (default: 1; --quick: 1/8)")
+    p.add_argument("--fc-width", type=whole(1), help="hidden FC width (default: 4096; --quick: 256)")
+    p.add_argument("--batch-size", type=whole(1), help=f"default: {RECIPE.batch_size} (§3.1); --quick: 32")
+    p.add_argument("--steps", type=whole(1), help="timed steps (default: 50; --quick: 10)")
+    p.add_argument("--warmup", type=whole(0), help="untimed steps first (default: 10; --quick: 3)")
     p.add_argument(
         "--max-warmup",
-        type=int,
+        type=whole(0),
         help="keep warming up, 5 steps at a time, until the step time settles or this many steps ran "
         "(default: 60; --quick: 0, off)",
     )
-    p.add_argument("--typical-steps", type=int, help="timed steps of the (slow) typical pipeline (default: --steps)")
+    p.add_argument(
+        "--typical-steps", type=whole(1), help="timed steps of the (slow) typical pipeline (default: --steps)"
+    )
     p.add_argument("--source", choices=SOURCES, default="vgg_tutorial", help="whose model: the book's or torchvision's")
-    p.add_argument("--train-per-class", type=int, help="synthetic training images per class (default: 947)")
-    p.add_argument("--val-per-class", type=int, default=1, help="synthetic validation images per class (unused)")
+    p.add_argument("--train-per-class", type=whole(1), help="synthetic training images per class (default: 947)")
+    p.add_argument("--val-per-class", type=whole(1), default=1, help="synthetic validation images per class (unused)")
     p.add_argument("--data-root", type=Path, default=Path("data"), help="where the synthetic JPEGs go")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="host pipeline's workers")
+    p.add_argument("--workers", type=whole(0), default=min(8, os.cpu_count() or 1), help="host pipeline's workers")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fast pipelines' precision")
     p.add_argument("--channels-last", choices=("on", "off"), default="on", help="fast pipelines' memory format")
     p.add_argument("--fused", choices=("auto", "on", "off"), default="auto", help="fused SGD (auto: on a GPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model in the fast pipelines")
     p.add_argument("--compile-mode", choices=COMPILE_MODES, default="default", help="torch.compile's mode")
     p.add_argument("--no-phases", dest="phases", action="store_false", help="skip the forward/backward/update split")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=device_name, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="tiny models and images, for a CPU: " + str(QUICK))
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     return p
@@ -374,14 +388,22 @@ def parse_args(argv: list[str]):
             p.error(f"--source torchvision has configurations {sorted(TORCHVISION_NAMES)} only, not {others}")
         if not full_size(args):
             p.error(f"--source torchvision times the paper's widths only: --width 1 --fc-width {FC_WIDTHS[0]}")
+    images = 10 * args.train_per_class  # ten classes
+    if args.batch_size > images:
+        p.error(f"argument --batch-size: at most the {images} training images (10 × --train-per-class)")
+    if args.precision == "fp16" and torch.device(args.device).type != "cuda":
+        p.error("argument --precision: fp16 needs a CUDA GPU; use auto, fp32 or bf16 here")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.out:
+        check_writable(args.out)  # before the timing, not after it
     print(HEADER)
-    results = run(args, argv)
+    save = (lambda done: atomic_write_text(json.dumps(done, indent=1) + "\n", args.out)) if args.out else None
+    results = run(args, argv, save)
     for ratio in results["ratios"]:
         parts = [f"{k} {v:.2f}" for k, v in ratio.items() if isinstance(v, float)]
         if parts:
@@ -390,7 +412,6 @@ def main(argv: list[str] | None = None) -> dict:
         times = ", ".join(f"{k[:-3]} {phase[k]:.1f} ms" for k in ("forward_ms", "backward_ms", "optimizer_ms"))
         print(f"{phase['config']} {phase['crop_size']} px, {phase['label']}: {times}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json.dumps(results, indent=1) + "\n", args.out)
         print(f"results written to {args.out}")
     return results
@@ -404,5 +425,5 @@ def load_results(path: str | Path) -> dict:
     return results
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the command line: known failures as one line (commands.report_errors)
+    sys.exit(report_errors(lambda: main() and None))

@@ -36,6 +36,7 @@ from vgg_tutorial.folders import (
     check_readable_images,
     class_folders,
     download_imagenette,
+    fingerprint,
     imagenette_dir,
 )
 from vgg_tutorial.loaders import DeviceLoader, host_loader
@@ -45,6 +46,7 @@ from vgg_tutorial.synthetic import (
     SYNTHETIC_CLASSES,
     SYNTHETIC_WNIDS,
     SyntheticShapes,
+    data_identity,
     make_synthetic,
     render_split,
     synthetic_dir,
@@ -88,6 +90,7 @@ def imagenette(
 def synthetic(root: str | Path, split: str = "train", image_size: int = 160, *, transform=None, **options) -> Dataset:
     """The synthetic dataset's ``split`` from disk (generated first if needed, see :func:`make_synthetic`)."""
     folder = make_synthetic(root, image_size=image_size, **options)
+    check_image_folder(folder, SYNTHETIC_WNIDS)  # no class folder emptied since it was made
     return CheckedImageFolder(folder / split, SYNTHETIC_WNIDS, SYNTHETIC_CLASSES, transform=transform)
 
 
@@ -127,6 +130,50 @@ def smallest_imagenette_size(needed: int) -> str:
         if side is None or side >= needed:
             return size
     raise AssertionError("unreachable: 'full' accepts everything")
+
+
+def per_class_counts(train_per_class: int | None = None, val_per_class: int | None = None) -> dict[str, int]:
+    """The synthetic dataset's images per class in each split; ``None`` is Imagenette's count."""
+    return {
+        "train_per_class": IMAGENETTE_PER_CLASS["train"] if train_per_class is None else train_per_class,
+        "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
+    }
+
+
+def identify_data(
+    dataset: str,
+    root: str | Path,
+    *,
+    image_size: int = 64,
+    scale: int | tuple[int, int] | None = None,
+    train_per_class: int | None = None,
+    val_per_class: int | None = None,
+    data_seed: int = 0,
+    in_memory: bool = False,
+) -> dict:
+    """What a run trains on, for it to record and to check when it resumes: the settings that draw synthetic images
+    and, for images on disk, :func:`~vgg_tutorial.folders.fingerprint` of the folder. Call it after
+    :func:`make_dataloaders` with the same arguments (the folder exists by then). A synthetic folder whose images
+    were deleted or added since it was made raises :class:`DatasetNotFoundError`."""
+    _check_dataset(dataset)
+    scale = default_scale(image_size) if scale is None else scale
+    high = scale if isinstance(scale, int) else scale[1]
+    counts = per_class_counts(train_per_class, val_per_class)
+    if dataset == "synthetic" and in_memory:
+        return {"dataset": "synthetic in memory", "image_size": high, **counts, "seed": data_seed}
+    if dataset == "synthetic":
+        folder = synthetic_dir(root, high, *counts.values(), data_seed)
+        made, found = data_identity(folder), fingerprint(folder)
+        for split in SPLITS:  # images deleted or added since it was made: not the data its name promises
+            if found[split]["images"] != len(SYNTHETIC_CLASSES) * made[f"{split}_per_class"]:
+                raise DatasetNotFoundError(
+                    f"{folder / split} holds {found[split]['images']} images, not the "
+                    f"{len(SYNTHETIC_CLASSES) * made[f'{split}_per_class']} it was made with; delete {folder} to make "
+                    f"it again"
+                )
+        return {"dataset": dataset, **made, **found}
+    folder = imagenette_dir(root, smallest_imagenette_size(high)) if dataset == "imagenette" else Path(root)
+    return {"dataset": dataset, **fingerprint(folder)}
 
 
 def make_dataloaders(
@@ -187,12 +234,11 @@ def make_dataloaders(
     low, high = (scale, scale) if isinstance(scale, int) else scale
     test_scale = test_scale if test_scale is not None else (low + high) // 2
     val_tf = eval_transform(test_scale, image_size, mean=mean, std=std)
-    counts = {
-        "train_per_class": IMAGENETTE_PER_CLASS["train"] if train_per_class is None else train_per_class,
-        "val_per_class": IMAGENETTE_PER_CLASS["val"] if val_per_class is None else val_per_class,
-    }
+    counts = per_class_counts(train_per_class, val_per_class)
     size = smallest_imagenette_size(high)
     wnids = folder_wnids(root) if dataset == "imagefolder" else WNIDS[dataset]
+    if dataset == "imagefolder":  # every class folder of val too, none of them empty: found now, not mid-epoch
+        check_image_folder(Path(root), wnids)
 
     def open_split(split: str, transform) -> Dataset:
         if dataset == "imagefolder":
@@ -225,7 +271,7 @@ def make_dataloaders(
     else:
         val_set = open_split("val", val_tf)  # downloads and checks Imagenette, writes the synthetic JPEGs
         folders = {"imagenette": imagenette_dir(root, size), "imagefolder": Path(root)}
-        sizes, folder = None, folders.get(dataset) or synthetic_dir(root, high)
+        sizes, folder = None, folders.get(dataset) or synthetic_dir(root, high, *counts.values(), data_seed)
         if dataset == "synthetic" and in_memory:
             images, labels = render_split("train", image_size=high, per_class=counts["train_per_class"], seed=data_seed)
         elif augment:  # whole images, so that random crops reach every border (§3.1)

@@ -31,10 +31,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms.v2 import functional as F
 
-from vgg_tutorial.data import DatasetNotFoundError, class_names, imagenette, smallest_imagenette_size, synthetic
+from vgg_tutorial.commands import device_name, report_errors, whole
+from vgg_tutorial.data import (
+    DATASETS,
+    CheckedImageFolder,
+    check_image_folder,
+    folder_wnids,
+    identify_data,
+    imagenette,
+    smallest_imagenette_size,
+    synthetic,
+)
 from vgg_tutorial.engine import pick_device, progress, topk_correct
 from vgg_tutorial.models import VGG
-from vgg_tutorial.runs import atomic_write_text, load_checkpoint, machine
+from vgg_tutorial.runs import CheckpointError, RunError, atomic_write_text, check_writable, load_checkpoint, machine
 from vgg_tutorial.synthetic import IMAGENETTE_PER_CLASS, SPLITS, SyntheticShapes
 from vgg_tutorial.train import TrainConfig, build_model
 from vgg_tutorial.views import PASSES, Views, check_test_scale, evaluation_scales, training_scales
@@ -158,6 +168,8 @@ def evaluate(
             flops[key] += batch_flops
     targets = torch.cat(targets)
     probs = {key: torch.cat(value) for key, value in probs.items()}
+    if not all(value.isfinite().all() for value in probs.values()):  # an error rate of NaN scores would be a lie
+        raise ValueError("the model's outputs are not finite (NaN or infinite): there is no error rate to measure")
     return {p.label: _result(p, probs, seconds, flops, targets) for p in plan}
 
 
@@ -185,8 +197,9 @@ def _result(protocol: Protocol, probs: dict, seconds: dict, flops: dict, targets
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose weights do not fit the model its own config describes, or that records no config."""
+class CheckpointMismatchError(CheckpointError, ValueError):
+    """A checkpoint whose weights do not fit the model its own config describes, that records no config or one with
+    settings unknown to this version, or whose weights are not finite (a diverged run)."""
 
 
 def load_model(checkpoint: str | Path | dict) -> tuple[VGG, dict]:
@@ -208,7 +221,19 @@ def load_model(checkpoint: str | Path | dict) -> tuple[VGG, dict]:
     if not last_bias:
         raise CheckpointMismatchError(f"{name} has no classifier weights (classifier.*.bias): not a VGG of this book")
     known = {field.name for field in fields(TrainConfig)}
-    cfg = TrainConfig(**{key: value for key, value in config.items() if key in known})
+    if unknown := sorted(set(config) - known):
+        raise CheckpointMismatchError(
+            f"{name} was made with settings unknown to this version of vgg_tutorial ({', '.join(unknown)}): "
+            f"evaluate it with the version that trained it"
+        )
+    broken = [key for key, value in weights.items() if value.is_floating_point() and not value.isfinite().all()]
+    if broken:
+        raise CheckpointMismatchError(
+            f"{name} holds weights that are not finite (NaN or infinite, first in {broken[0]}): the run diverged; "
+            f"there is no error rate to measure"
+        )
+    # The model alone: where and how it trained (a GPU, fp16) does not matter here, and this machine may lack them.
+    cfg = TrainConfig(**config | {"device": "cpu", "precision": "fp32", "sync_batch_norm": False})
     model = build_model(cfg, num_classes=len(weights[last_bias[0]]))
     try:
         model.load_state_dict(weights)
@@ -232,9 +257,14 @@ def open_split(config: dict, split: str = "val", root: str | Path | None = None)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     dataset = config.get("dataset", "synthetic")
-    class_names(dataset)  # raises for an unknown dataset, naming the known ones
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     high = training_scales(config)[1]
     root = root if root is not None else config.get("data", "data")
+    if dataset == "imagefolder":  # the classes are the folders of root/train, as in training
+        wnids = folder_wnids(root)
+        check_image_folder(Path(root), wnids)
+        return CheckedImageFolder(Path(root) / split, wnids, wnids)
     if dataset == "imagenette":
         return imagenette(root, split, smallest_imagenette_size(high))
     per_class = {s: config.get(f"{s}_per_class") or IMAGENETTE_PER_CLASS[s] for s in SPLITS}
@@ -243,6 +273,27 @@ def open_split(config: dict, split: str = "val", root: str | Path | None = None)
         return SyntheticShapes(split, image_size=high, per_class=per_class[split], seed=seed)
     counts = {f"{s}_per_class": n for s, n in per_class.items()}
     return synthetic(root, split, high, seed=seed, **counts)
+
+
+def check_same_data(state: dict, config: dict, root: str | Path | None = None) -> None:
+    """Raise :class:`CheckpointMismatchError` unless the data found now are those the run recorded (its
+    ``meta["data"]``, see :func:`~vgg_tutorial.data.identify_data`): its error rates are about its own images."""
+    recorded = (state.get("meta") or {}).get("data")
+    if recorded is None:  # written before runs recorded their data
+        return
+    now = identify_data(
+        config.get("dataset", "synthetic"),
+        root if root is not None else config.get("data", "data"),
+        image_size=config["image_size"],
+        scale=training_scales(config),
+        train_per_class=config.get("train_per_class"),
+        val_per_class=config.get("val_per_class"),
+        in_memory=config.get("in_memory", False),
+    )
+    if now != recorded:
+        raise CheckpointMismatchError(
+            f"the data found now differ from those the run trained and validated on ({recorded} then, {now} now)"
+        )
 
 
 def spread_subset(dataset: Dataset, limit: int | None) -> Dataset:
@@ -278,7 +329,8 @@ def evaluate_checkpoint(
     untransformed); ``limit`` keeps that many images, spread over the split. Returns the scales used and the
     results of :func:`evaluate`.
     """
-    model, config = load_model(checkpoint)
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    model, config = load_model(state)
     crop = config["image_size"]
     scales = training_scales(config)
     default_single, default_multi = evaluation_scales(crop, scales)
@@ -290,7 +342,10 @@ def evaluate_checkpoint(
     for protocol in plan:  # before any data work
         for q in protocol.scales:
             check_test_scale(q, crop)
-    images = spread_subset(dataset if dataset is not None else open_split(config, split, data), limit)
+    if dataset is None:
+        dataset = open_split(config, split, data)
+        check_same_data(state, config, data)
+    images = spread_subset(dataset, limit)
     results = evaluate(
         model, images, crop_size=crop, plan=plan, batch_size=batch_size, device=pick_device(device), workers=workers
     )
@@ -341,10 +396,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="METHOD",
         help=f"test methods: {', '.join(METHODS)}",
     )
-    p.add_argument("--scale", type=int, default=None, help="single test scale Q (default: S, or (S_min+S_max)/2)")
+    p.add_argument("--scale", type=whole(1), default=None, help="single test scale Q (default: S, or (S_min+S_max)/2)")
     p.add_argument(
         "--multi-scales",
-        type=int,
+        type=whole(1),
         nargs="+",
         default=None,
         metavar="Q",
@@ -353,10 +408,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-single", dest="single", action="store_false", help="skip single-scale testing")
     p.add_argument("--no-multi", dest="multi", action="store_false", help="skip multi-scale testing")
     p.add_argument("--data", default=None, help="dataset folder (default: the run's)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate this many images, spread over the split")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch, and network inputs per pass")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    p.add_argument("--limit", type=whole(1), default=None, help="evaluate this many images, spread over the split")
+    p.add_argument("--batch-size", type=whole(1), default=32, help="images per batch, and network inputs per pass")
+    p.add_argument("--workers", type=whole(0), default=0, help="data loader worker processes")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, ...")
     p.add_argument("--output", default=None, help="results JSON (default: evaluation-SPLIT.json next to CHECKPOINT)")
     return p
 
@@ -366,25 +421,26 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
-        print(f"error: no checkpoint at {checkpoint}", file=sys.stderr)
-        return 2
-    options = {key: value for key, value in vars(args).items() if key not in ("checkpoint", "output")}
-    try:
-        report = evaluate_checkpoint(checkpoint, **options)
-    except (ValueError, KeyError, DatasetNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    device = pick_device(args.device)
-    info = machine(device)
-    report["command"] = " ".join(["python -m vgg_tutorial.evaluate", *argv])
-    report["machine"] = info
-    report["versions"] = {key: str(info[key]) for key in ("python", "torch", "torchvision")}
     output = Path(args.output) if args.output else checkpoint.parent / f"evaluation-{args.split}.json"
-    atomic_write_text(json.dumps(report, indent=2, default=str) + "\n", output)
-    print(format_results(report["results"]))
-    print(f"results in {output}")
-    return 0
+    options = {key: value for key, value in vars(args).items() if key not in ("checkpoint", "output")}
+
+    def run() -> None:
+        if not checkpoint.is_file():
+            raise RunError(f"no checkpoint at {checkpoint}")
+        check_writable(output)  # before the work, not after it
+        try:
+            report = evaluate_checkpoint(checkpoint, **options)
+        except (ValueError, KeyError) as error:  # a test scale, method or limit that does not fit this checkpoint
+            raise RunError(error.args[0] if isinstance(error, KeyError) else str(error)) from error
+        info = machine(pick_device(args.device))
+        report["command"] = " ".join(["python -m vgg_tutorial.evaluate", *argv])
+        report["machine"] = info
+        report["versions"] = {key: str(info[key]) for key in ("python", "torch", "torchvision")}
+        atomic_write_text(json.dumps(report, indent=2, default=str) + "\n", output)
+        print(format_results(report["results"]))
+        print(f"results in {output}")
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

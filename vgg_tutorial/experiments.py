@@ -36,12 +36,14 @@ from torch import nn
 from torch.nn import functional as TF
 from torch.utils.data import DataLoader, TensorDataset
 
+from vgg_tutorial.commands import report_errors, threads, whole
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_WEIGHT_LAYERS, RECIPE, Table3Row
 from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.failures import he_init, spread
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.models import init_from_a, vgg
-from vgg_tutorial.runs import machine, open_study, run_missing
+from vgg_tutorial.runs import machine
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit, make_scheduler
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -205,7 +207,7 @@ def table3(path: str | Path, seeds: int = 3, setting: Setting = FULL, command: s
     file also records the setting, the machine, the versions and the command.
     """
     settings = {"setting": asdict(setting), "crop": CROP, "scales": [S_FIXED, S_MAX], "radius": list(RADIUS), "lr": LR}
-    results = open_study(path, settings)
+    results = open_study(path, settings, "table3")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     images = study_images(setting)
     todo = [(cell, seed) for seed in range(seeds) for cell, *_ in CELLS]  # every cell of seed 0 first
@@ -325,22 +327,26 @@ def plot_depth(results: dict, metric: str = "top1"):
     return left, right
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.experiments table3 --out FILE``: Table 3 in miniature, restartable."""
     parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.experiments", description=main.__doc__)
     parser.add_argument("study", choices=["table3"])
     parser.add_argument("--out", required=True, help="results file (JSON); runs it already holds are skipped")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per cell (default: %(default)s)")
+    parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m vgg_tutorial.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
-    results = table3(args.out, seeds=args.seeds, setting=QUICK if args.quick else FULL, command=command)
-    print(summary_table(results))
-    if not all(math.isfinite(h[-1]["train_loss"]) for runs in results["runs"].values() for h in runs.values()):
-        print("some runs diverged (NaN loss)")
+
+    def study() -> None:
+        results = table3(args.out, seeds=args.seeds, setting=QUICK if args.quick else FULL, command=command)
+        print(summary_table(results))
+        if not all(math.isfinite(h[-1]["train_loss"]) for runs in results["runs"].values() for h in runs.values()):
+            print("some runs diverged (NaN loss)")
+
+    return report_errors(study)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,11 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from vgg_tutorial.commands import report_errors, threads, whole
 from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
 from vgg_tutorial.paper import Table
-from vgg_tutorial.runs import machine, open_study, run_missing
+from vgg_tutorial.runs import machine
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit
 from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -243,7 +245,7 @@ def study(
     study continues where it stopped; experiments no longer in :data:`EXPERIMENTS` are dropped from it. It also
     records the machine, the versions and the command.
     """
-    results = open_study(path, {"epochs": epochs, "data": STUDY_DATA})
+    results = open_study(path, {"epochs": epochs, "data": STUDY_DATA}, "failures")
     results["runs"] = {name: results["runs"].get(name, {}) for name in EXPERIMENTS}  # drop retired experiments
     for name in names or []:
         if name not in EXPERIMENTS:
@@ -254,19 +256,23 @@ def study(
     return run_missing(path, results, todo, lambda name, seed: run_experiment(name, data, seed=seed, epochs=epochs))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.failures --out FILE``: the chapter's study, restartable."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.failures", description=main.__doc__)
     parser.add_argument("--out", required=True, help="results file (JSON); runs it already holds are skipped")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per experiment (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=STUDY_EPOCHS, help="epochs per run (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--seeds", type=whole(1), default=5, help="seeds per experiment (default: %(default)s)")
+    parser.add_argument("--epochs", type=whole(1), default=STUDY_EPOCHS, help="epochs per run (default: %(default)s)")
+    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m vgg_tutorial.failures " + " ".join(argv if argv is not None else sys.argv[1:])
-    results = study(args.out, seeds=args.seeds, epochs=args.epochs, command=command)
-    print(summary_table(seed_runs(results, list(EXPERIMENTS))))
+
+    def run() -> None:
+        results = study(args.out, seeds=args.seeds, epochs=args.epochs, command=command)
+        print(summary_table(seed_runs(results, list(EXPERIMENTS))))
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

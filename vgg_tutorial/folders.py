@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from torchvision.datasets import ImageFolder, Imagenette
-from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
 from torchvision.datasets.utils import check_integrity
 
 from vgg_tutorial.synthetic import SPLITS, publishing
@@ -74,15 +74,27 @@ def class_folders(split_folder: Path, wnids: tuple[str, ...]) -> dict[str, int]:
     return {wnid: label for label, wnid in enumerate(wnids)}
 
 
+def load_image(path: str):
+    """The image at ``path`` as an RGB PIL image; one PIL cannot decode (truncated, empty, not an image) raises
+    :class:`DatasetNotFoundError` naming the file, not PIL's error without it."""
+    try:
+        return pil_loader(path)
+    except Exception as error:  # whatever PIL raises for a damaged file
+        raise DatasetNotFoundError(
+            f"{path} cannot be read ({type(error).__name__}: {error}); delete or replace it"
+        ) from error
+
+
 class CheckedImageFolder(ImageFolder):
     """torchvision's ``ImageFolder`` whose class folders must be exactly ``wnids``, labelled in that order.
 
-    ``classes`` holds the readable names, ``wnids`` the folder names; see :func:`class_folders` for the checks.
+    ``classes`` holds the readable names, ``wnids`` the folder names; see :func:`class_folders` for the checks. An
+    image that cannot be decoded raises :class:`DatasetNotFoundError` naming its file (:func:`load_image`).
     """
 
     def __init__(self, root: str | Path, wnids: tuple[str, ...], classes: tuple[str, ...], transform=None):
         self.wnids = list(wnids)
-        super().__init__(root, transform=transform)  # calls find_classes below
+        super().__init__(root, transform=transform, loader=load_image)  # calls find_classes below
         self.classes = list(classes)
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
@@ -97,7 +109,7 @@ def check_image_folder(folder: Path, wnids: tuple[str, ...] = IMAGENETTE_WNIDS) 
         class_folders(folder / split, wnids)
         for wnid in wnids:
             class_dir = folder / split / wnid
-            if next(class_dir.glob("*.JPEG"), None) is None:
+            if not any(path.suffix.lower() in IMG_EXTENSIONS for path in class_dir.iterdir()):
                 raise DatasetNotFoundError(f"{class_dir} has no images")
 
 
@@ -134,6 +146,25 @@ def check_readable_images(folder: str | Path) -> None:
         raise DatasetNotFoundError(
             f"{len(unreadable)} image(s) under {folder} cannot be read; delete or replace them:\n{listed}{more}"
         )
+
+
+def fingerprint(folder: str | Path) -> dict:
+    """What a run records about the images under ``folder`` to notice, when it resumes, that they changed: per split,
+    the number of image files and a CRC-32 of their paths and sizes (hidden folders left out, as the loaders do).
+
+    Only the names and sizes are read, never the images themselves.
+    """
+    folder, found = Path(folder), {}
+    for split in SPLITS:
+        crc, count = 0, 0
+        for path in sorted((folder / split).rglob("*")):
+            parts = path.relative_to(folder).parts
+            if any(part.startswith(".") for part in parts) or path.suffix.lower() not in IMG_EXTENSIONS:
+                continue
+            crc = zlib.crc32(f"{'/'.join(parts)}\t{path.stat().st_size}\n".encode(), crc)
+            count += 1
+        found[split] = {"images": count, "crc32": crc}
+    return found
 
 
 def _download(url: str, path: Path, timeout: float) -> None:

@@ -19,15 +19,15 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from vgg_tutorial.commands import config_name, report_errors, whole
 from vgg_tutorial.configs import INPUT_SIZE, RECIPE
 from vgg_tutorial.engine import make_optimizer
 from vgg_tutorial.models import INIT_STDS, vgg
-from vgg_tutorial.runs import atomic_write_text, machine
+from vgg_tutorial.runs import atomic_write_text, check_writable, machine
 from vgg_tutorial.synthetic import render_split
 from vgg_tutorial.transforms import IMAGENET_MEAN
 
@@ -93,24 +93,28 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.init_study --out FILE``: A and E at full width under both readings (a few minutes)."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--out", required=True, help="results file (JSON)")
-    parser.add_argument("--configs", nargs="+", default=["A", "E"])
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.init_study", description=main.__doc__)
+    parser.add_argument("--out", required=True, help="results file (JSON), rewritten after every probe")
+    parser.add_argument("--configs", nargs="+", type=config_name, default=["A", "E"], help="configurations of Table 1")
+    parser.add_argument("--steps", type=whole(1), default=3, help="SGD steps per probe")
+    parser.add_argument("--batch-size", type=whole(1), default=4, help="images in the one batch")
     args = parser.parse_args(argv)
     command = "python -m vgg_tutorial.init_study " + " ".join(argv if argv is not None else sys.argv[1:])
-    rows = []
-    for name in args.configs:
-        for init in READINGS:
-            rows.append(probe(name, init, steps=args.steps, batch_size=args.batch_size))
-            print(summary(rows[-1:]).splitlines()[-1], flush=True)
-    results = {"command": command, "machine": machine("cpu"), "image_size": INPUT_SIZE, "probes": rows}
-    atomic_write_text(json.dumps(results, indent=1) + "\n", Path(args.out))
-    print(summary(rows))
+
+    def study() -> None:
+        out = check_writable(args.out)  # before minutes of work, not after
+        results = {"command": command, "machine": machine("cpu"), "image_size": INPUT_SIZE, "probes": []}
+        for name in args.configs:
+            for init in READINGS:
+                results["probes"].append(probe(name, init, steps=args.steps, batch_size=args.batch_size))
+                atomic_write_text(json.dumps(results, indent=1) + "\n", out)  # an interrupted study keeps its probes
+                print(summary(results["probes"][-1:]).splitlines()[-1], flush=True)
+        print(summary(results["probes"]))
+
+    return report_errors(study)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

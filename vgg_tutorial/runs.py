@@ -9,8 +9,9 @@ from the epoch.)
 Every file is written through :func:`atomic_write`, so a run killed while writing leaves the previous file whole.
 Checkpoints hold tensors and plain Python values only, so :func:`load_checkpoint` reads them with
 ``torch.load(weights_only=True)``, which cannot run code hidden in a crafted file, after checking the CRC-32 that
-``torch.save`` stores for every record of its zip archive, which finds damaged bytes. :func:`lock_folder` keeps two
-runs from writing into the same folder.
+``torch.save`` stores for every record of its zip archive, which finds damaged bytes, and refusing compressed records
+and unknown formats (:data:`FORMAT`). :func:`lock_folder` keeps two runs from writing into the same folder, and
+:func:`set_aside` keeps the run that ``--overwrite`` replaces until the new one has a checkpoint.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import torch
 import torchvision
 
 from vgg_tutorial.accounting import peak_tflops
-from vgg_tutorial.engine import progress
 
 CHECKPOINT, HISTORY_JSON, HISTORY_CSV = "checkpoint.pt", "history.json", "history.csv"
 RUN_FILES = (CHECKPOINT, HISTORY_JSON, HISTORY_CSV)
+#: The layout of the checkpoints this version writes and reads (files without the key have this same layout).
+FORMAT = 1
 #: The file :func:`lock_folder` locks; it holds the process id of the run that holds the lock.
 LOCK = ".lock"
 HISTORY_FIELDS = (
@@ -71,14 +73,31 @@ def atomic_write(path: str | Path, write) -> None:
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a full disk: name the file it was writing
+            error.filename = str(path)
         raise
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    """``torch.save`` through :func:`atomic_write`: a checkpoint is either the old one or the new one, whole."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` through :func:`atomic_write`: a checkpoint is either the old one or the new one, whole.
+
+    A failed write (disk full, file too large) raises the ``OSError`` that says so, naming ``path``: torch's zip
+    writer would report it as "unexpected pos 787648 vs 787536".
+    """
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            try:
+                torch.save(obj, file)
+            except RuntimeError as error:
+                if isinstance(error.__context__, OSError):  # what the file's write() raised inside torch.save
+                    error.__context__.filename = str(path)
+                    raise error.__context__ from None
+                raise
+
+    atomic_write(path, write)
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
@@ -152,6 +171,7 @@ def save_checkpoint(path: str | Path, *, model, optimizer, scheduler, scaler, hi
         "history": history,
         "rng": rng_state(),
         "meta": meta,
+        "format": FORMAT,
     }
     atomic_save(state, path)
 
@@ -164,6 +184,10 @@ def verify_checkpoint(path: str | Path) -> None:
     """
     try:
         with zipfile.ZipFile(path) as archive:
+            # torch.save stores records uncompressed: a compressed one could unpack to any size (a "zip bomb")
+            packed = [info.filename for info in archive.infolist() if info.compress_type != zipfile.ZIP_STORED]
+            if packed:
+                raise CheckpointError(f"{path} is not a checkpoint: record {packed[0]} is compressed")
             damaged = archive.testzip()  # reads every record and compares its CRC-32
     except (zipfile.BadZipFile, EOFError, OSError) as error:
         raise CheckpointError(f"{path} is truncated or not a checkpoint ({error})") from error
@@ -179,9 +203,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """
     verify_checkpoint(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch.load raises UnpicklingError, RuntimeError, ... for files it refuses
         raise CheckpointError(f"{path} cannot be loaded as a checkpoint of vgg_tutorial: {error}") from error
+    if not isinstance(state, dict) or state.get("format", FORMAT) != FORMAT:
+        version = state.get("format") if isinstance(state, dict) else None
+        raise CheckpointError(f"{path} has format {version!r}, which this version (format {FORMAT}) cannot read")
+    return state
 
 
 def restore_checkpoint(state: dict, *, model, optimizer, scheduler, scaler) -> list[dict]:
@@ -204,13 +232,29 @@ def restore_checkpoint(state: dict, *, model, optimizer, scheduler, scaler) -> l
 # ---------------------------------------------------------------------------------------------------------------
 
 
+#: The lock files this process holds open: a forked child (a data loader worker) closes its copies at once.
+_HELD: set = set()
+
+
+def _close_held_locks() -> None:
+    """In a forked child: close the inherited lock files, so that the lock dies with the process that took it, even
+    if its loader workers outlive it (``kill -9``); an ``flock`` lasts as long as any copy of the file is open."""
+    for file in list(_HELD):
+        file.close()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_locks)
+
+
 @contextlib.contextmanager
 def lock_folder(folder: str | Path):
     """Create ``folder``, check that it is writable and hold an advisory lock on it (``fcntl.flock``) until exit.
 
     A second run on the same folder raises :class:`RunError` at once instead of both writing checkpoints into it.
-    The lock is released when the process ends, however it ends. (On Windows, which has no ``fcntl``, nothing is
-    locked.)
+    The lock is released when the process ends, however it ends, whatever its worker processes do: they do not
+    keep it (:func:`_close_held_locks`). (On Windows, which has no ``fcntl``, nothing is locked.)
     """
     folder = Path(folder)
     try:
@@ -239,10 +283,28 @@ def lock_folder(folder: str | Path):
         file.truncate()
         file.write(f"{os.getpid()}\n")
         file.flush()
+        _HELD.add(file)
         try:
             yield folder
         finally:
+            _HELD.discard(file)
             fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise :class:`RunError` unless a file can be written at ``path``: not a folder, in a folder that exists (or is
+    made now) and takes new files. Long programs call it first, so that their results are not lost at the end."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{path} is a folder; give the name of a file to write the results to")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".write-test.{secrets.token_hex(4)}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise RunError(f"cannot write to {path.parent}: {error.strerror or error}; choose another output") from error
+    return path
 
 
 def remove_temporaries(folder: str | Path) -> list[Path]:
@@ -255,6 +317,41 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def set_aside(folder: str | Path) -> list[str]:
+    """Rename the run files in ``folder`` to hidden ``.NAME.replaced`` files (``--overwrite``); return their names.
+
+    They stay until the new run has saved its first checkpoint (:func:`discard_set_aside`); a new run that fails
+    before that gets them back (:func:`restore_set_aside`). Call this only while holding :func:`lock_folder`.
+    """
+    folder, moved = Path(folder), []
+    for name in RUN_FILES:
+        if (folder / name).exists():
+            os.replace(folder / name, folder / f".{name}.replaced")
+            moved.append(name)
+    return moved
+
+
+def discard_set_aside(folder: str | Path) -> None:
+    """Delete what :func:`set_aside` kept: the new run has a checkpoint of its own."""
+    for name in RUN_FILES:
+        (Path(folder) / f".{name}.replaced").unlink(missing_ok=True)
+
+
+def restore_set_aside(folder: str | Path) -> list[str]:
+    """Put back what :func:`set_aside` kept, unless a new checkpoint has been saved since; return the names restored.
+
+    Called when a new run fails, and at the start of every run (a run killed outright cannot restore them itself).
+    """
+    folder = Path(folder)
+    kept = [name for name in RUN_FILES if (folder / f".{name}.replaced").exists()]
+    if not kept or (folder / CHECKPOINT).exists():
+        discard_set_aside(folder)
+        return []
+    for name in kept:
+        os.replace(folder / f".{name}.replaced", folder / name)
+    return kept
 
 
 def folder_contents(folder: str | Path) -> list[str]:
@@ -311,29 +408,3 @@ def machine(device: torch.device | str | None = None) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Studies: many short runs, one restartable results file
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def open_study(path: str | Path, settings: dict) -> dict:
-    """The results a study already holds in the JSON file ``path`` (none when it does not exist), with ``settings``
-    and a ``runs`` dict; a file written with other ``settings`` is refused rather than mixed with new runs."""
-    path = Path(path)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    if results and {key: results.get(key) for key in settings} != json.loads(json.dumps(settings)):
-        raise ValueError(f"{path} holds a study with other settings; choose another file or delete it")
-    return settings | {"runs": {}} | results
-
-
-def run_missing(path: str | Path, results: dict, todo: list[tuple[str, int]], run) -> dict:
-    """Call ``run(name, seed)`` for every ``(name, seed)`` of ``todo`` that ``results["runs"]`` does not hold yet,
-    rewriting ``path`` atomically after each: an interrupted study loses at most the run in progress."""
-    for name, seed in progress(todo, desc="runs"):
-        runs = results["runs"].setdefault(name, {})
-        if str(seed) not in runs:
-            runs[str(seed)] = run(name, seed)
-            atomic_write_text(json.dumps(results, indent=1) + "\n", path)
-    return results

@@ -7,9 +7,10 @@ it), foreground and background colours, a background gradient and pixel noise. N
 mean colour says nothing about the label and a linear model on pixels does poorly; a convolutional network has to
 learn local patterns (edges, corners, stripes) and combine them, which is what VGG's stacks of 3×3 convolutions do.
 
-The images are written as JPEGs in Imagenette's folder layout, ``<root>/synthetic-<size>/{train,val}/<wnid>/*.JPEG``,
-using Imagenette's ten WordNet ids as folder names, so the same loader reads both datasets and class ``i`` sits in
-the same folder in both. :class:`SyntheticShapes` holds the same images in memory, without the JPEG round trip.
+The images are written as JPEGs in Imagenette's folder layout, ``<root>/<name>/{train,val}/<wnid>/*.JPEG``, the
+name holding every setting that shapes them (:func:`synthetic_dir`), using Imagenette's ten WordNet ids as folder
+names, so the same loader reads both datasets and class ``i`` sits in the same folder in both.
+:class:`SyntheticShapes` holds the same images in memory, without the JPEG round trip.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ SPLITS = ("train", "val")
 #: Images per class in Imagenette (about 9,469 train and 3,925 val in all), the default size of the synthetic set.
 IMAGENETTE_PER_CLASS = {"train": 947, "val": 393}
 MARKER = "COMPLETE.json"
+#: JPEG quality of the images written to disk.
+QUALITY = 90
 _CHUNK = 256  # images rendered at once; bounds memory at large resolutions
 
 
@@ -263,9 +266,22 @@ class SyntheticShapes(Dataset):
         return image, self.targets[index]
 
 
-def synthetic_dir(root: str | Path, image_size: int) -> Path:
-    """Where :func:`make_synthetic` puts the dataset of ``image_size`` px: ``<root>/synthetic-<image_size>``."""
-    return Path(root) / f"synthetic-{image_size}"
+def synthetic_dir(
+    root: str | Path,
+    image_size: int,
+    train_per_class: int = IMAGENETTE_PER_CLASS["train"],
+    val_per_class: int = IMAGENETTE_PER_CLASS["val"],
+    seed: int = 0,
+    quality: int = QUALITY,
+) -> Path:
+    """Where :func:`make_synthetic` puts the dataset with these settings, e.g.
+    ``<root>/synthetic-64px-300+100-seed0-q90``.
+
+    Every setting that shapes the images is in the name, so two settings never share a folder: a run with other
+    per-class counts makes a folder of its own instead of rewriting the one another run is reading.
+    """
+    name = f"synthetic-{image_size}px-{train_per_class}+{val_per_class}-seed{seed}-q{quality}"
+    return Path(root) / name
 
 
 def _write_split(folder: Path, split: str, image_size: int, per_class: int, seed: int, quality: int) -> None:
@@ -311,7 +327,7 @@ def _locked(folder: Path):
 def publishing(target: Path):
     """Take turns with other processes on ``target``'s folder and yield a fresh staging folder, removed on exit.
 
-    Whoever makes or replaces ``target`` (a dataset folder) does it inside this block: it builds the new folder in
+    Whoever makes ``target`` (a dataset folder) does it inside this block: it builds the new folder in
     the staging folder and renames it into place (see :func:`publish`). Two processes that want the same ``target``
     take turns (so do two that make different datasets in the same folder: the lock is on ``target.parent``), so
     the second one can re-check what the first one published instead of deleting it. Once it is our turn, no live
@@ -330,14 +346,12 @@ def publishing(target: Path):
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def publish(folder: Path, target: Path, staging: Path) -> None:
-    """Move the finished ``folder`` to ``target``, replacing an older ``target`` (call inside :func:`publishing`).
+def publish(folder: Path, target: Path) -> None:
+    """Move the finished ``folder`` to ``target`` in one rename (call inside :func:`publishing`).
 
-    The old copy is first renamed into ``staging`` and deleted with it, so nobody ever sees a half-deleted or
-    half-written ``target``: it is the old complete folder, then (for an instant) none, then the new one.
+    Nobody ever sees a half-written ``target``, and an existing ``target`` is never replaced: another process may be
+    reading it (``os.rename`` of a folder onto a non-empty one fails, so even a race cannot replace it).
     """
-    if target.exists():
-        target.rename(staging / "replaced")
     folder.rename(target)
 
 
@@ -349,6 +363,14 @@ def _read_marker(folder: Path) -> dict | None:
         return None
 
 
+def data_identity(folder: str | Path) -> dict:
+    """The settings a finished synthetic folder was made with (its read-only marker), for a run to record and check.
+
+    Raises ``FileNotFoundError`` or ``ValueError`` if the folder has no readable marker.
+    """
+    return json.loads((Path(folder) / MARKER).read_text())
+
+
 def make_synthetic(
     root: str | Path,
     *,
@@ -356,23 +378,24 @@ def make_synthetic(
     train_per_class: int = IMAGENETTE_PER_CLASS["train"],
     val_per_class: int = IMAGENETTE_PER_CLASS["val"],
     seed: int = 0,
-    quality: int = 90,
+    quality: int = QUALITY,
 ) -> Path:
     """Write the synthetic dataset as JPEGs in Imagenette's layout and return its folder.
 
-    The folder is ``<root>/synthetic-<image_size>`` with ``train/`` and ``val/`` inside, one sub-folder per class
-    named by an Imagenette WordNet id. The defaults match Imagenette's size (about 9.5k train and 3.9k val images;
-    its "160px" variant has 160 px on the shorter side).
+    The folder is :func:`synthetic_dir` (every setting in its name) with ``train/`` and ``val/`` inside, one
+    sub-folder per class named by an Imagenette WordNet id. The defaults match Imagenette's size (about 9.5k train
+    and 3.9k val images; its "160px" variant has 160 px on the shorter side).
 
-    Idempotent: a complete copy made with the same arguments is reused. Completeness is recorded by a marker file
-    written last; the images are generated in a temporary folder and moved into place in one rename, so an
-    interrupted run never leaves a folder that looks like a dataset. A copy made with other arguments is replaced.
+    Idempotent: a complete copy is reused. Completeness is recorded by a read-only marker file written last, holding
+    the settings; the images are generated in a temporary folder and moved into place in one rename, so an
+    interrupted run never leaves a folder that looks like a dataset. A folder is never replaced once published
+    (another run may be reading it): one whose marker is missing or does not match its name is refused, naming it.
 
     Safe for runs started together on the same ``root``: they take turns (see :func:`publishing`), and one that
     finds the copy the other has just made uses it instead of making it again. A staging folder left behind by a
     killed run is removed by the next one.
     """
-    target = synthetic_dir(root, image_size)
+    target = synthetic_dir(root, image_size, train_per_class, val_per_class, seed, quality)
     settings = {
         "image_size": image_size,
         "train_per_class": train_per_class,
@@ -385,10 +408,16 @@ def make_synthetic(
     with publishing(target) as staging:
         if _read_marker(target) == settings:  # made by another process while this one waited for its turn
             return target
+        if target.exists():
+            raise FileExistsError(
+                f"{target} exists but is not a complete synthetic dataset made with {settings} (its {MARKER} is "
+                f"missing or different); it is never replaced in place: delete it to make it again"
+            )
         folder = staging / target.name
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
             with _one_thread():
                 _write_split(folder / split, split, image_size, per_class, seed, quality)
         (folder / MARKER).write_text(json.dumps(settings, indent=2) + "\n")
-        publish(folder, target, staging)
+        (folder / MARKER).chmod(0o444)  # read-only: the folder's identity
+        publish(folder, target)
     return target

@@ -35,9 +35,11 @@ import torch
 from torch import nn
 
 from vgg_tutorial import experiments
+from vgg_tutorial.commands import report_errors, threads, whole
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
-from vgg_tutorial.runs import machine, open_study, run_missing
+from vgg_tutorial.runs import machine
+from vgg_tutorial.studies import StudyError, load_weights, open_study, run_missing, save_weights
 from vgg_tutorial.transforms import IMAGENET_STD
 from vgg_tutorial.views import dense_network, evaluation_scales, to_network_input
 
@@ -54,25 +56,33 @@ def weights_path(folder: str | Path, cell: str, seed: int) -> Path:
 
 def train_and_save(folder: str | Path, cell: str, seed: int, setting: experiments.Setting, images: dict) -> Path:
     """Train ``cell`` from ``seed`` as the Table 3 study does and save its weights, setting and history (skipped if
-    the file exists)."""
+    the file exists and holds that cell, seed and setting; refused if it holds others, see :func:`load_net`)."""
     path = weights_path(folder, cell, seed)
     if path.exists():
+        load_net(path, {"cell": cell, "seed": seed, "setting": asdict(setting)})
         return path
     model, history = experiments.train_cell(cell, images, setting, seed)
     state = {"model": model.state_dict(), "cell": cell, "seed": seed, "setting": asdict(setting), "history": history}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    save_weights(path, state)
     return path
 
 
-def load_net(path: str | Path) -> tuple[nn.Module, dict]:
-    """The net saved by :func:`train_and_save`, rebuilt and in eval mode, and what the file records about it."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def load_net(path: str | Path, expected: dict | None = None) -> tuple[nn.Module, dict]:
+    """The net saved by :func:`train_and_save`, rebuilt and in eval mode, and what the file records about it.
+
+    The file is checked as checkpoints are (CRC-32s, format, :func:`~vgg_tutorial.studies.load_weights`), and must
+    hold the values of ``expected`` (cell, seed, setting): a study never tests a net trained under other settings.
+    """
+    state = load_weights(path, expected or {})
+    if state.get("cell") not in {name for name, *_ in experiments.CELLS}:
+        raise StudyError(f"{path} holds no net of the study (cell {state.get('cell')!r})")
     config = {name: config for name, config, *_ in experiments.CELLS}[state["cell"]]
     model = experiments.build(config, experiments.Setting(**state["setting"]))
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        fit = str(error).splitlines()[0]
+        raise StudyError(f"{path}: the weights do not fit cell {state['cell']!r} ({fit})") from None
     return model.eval(), {key: value for key, value in state.items() if key != "model"}
 
 
@@ -113,7 +123,7 @@ def run(
     folder = Path(folder)
     path = folder / RESULTS
     settings = {"setting": asdict(setting), "crop": experiments.CROP, "methods": list(METHODS)}
-    results = open_study(path, settings)
+    results = open_study(path, settings, "testing_study")
     info = machine("cpu")
     results |= {"command": command, "machine": info, "threads": torch.get_num_threads()}
     results["versions"] = {key: str(info[key]) for key in ("python", "torch", "torchvision")}
@@ -239,22 +249,26 @@ def window_scores(net: nn.Module, image: torch.Tensor, crop_size: int = experime
     return scores.flatten(1).T, net.eval()(crops), corners
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.testing_study --out FOLDER``: Tables 4 and 5 in miniature, restartable."""
     parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.testing_study", description=main.__doc__)
     parser.add_argument("--out", required=True, help="folder for the weights and results.json; what it holds is kept")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per cell (default: %(default)s)")
+    parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m vgg_tutorial.testing_study " + " ".join(argv if argv is not None else sys.argv[1:])
     setting = experiments.QUICK if args.quick else experiments.FULL
-    results = run(args.out, seeds=args.seeds, setting=setting, command=command)
-    for cell in CELLS:
-        print(f"{cell} ({len(results['runs'][cell])} seeds)\n{summary(results, cell)}\n")
-        print(comparison_table(results, cell) + "\n")
+
+    def study() -> None:
+        results = run(args.out, seeds=args.seeds, setting=setting, command=command)
+        for cell in CELLS:
+            print(f"{cell} ({len(results['runs'][cell])} seeds)\n{summary(results, cell)}\n")
+            print(comparison_table(results, cell) + "\n")
+
+    return report_errors(study)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

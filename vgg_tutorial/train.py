@@ -39,23 +39,26 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from vgg_tutorial import distributed
+from vgg_tutorial.commands import report_errors
 from vgg_tutorial.configs import RECIPE, check_name
-from vgg_tutorial.data import DatasetNotFoundError, make_dataloaders
+from vgg_tutorial.data import identify_data, make_dataloaders
 from vgg_tutorial.engine import Engine, make_optimizer, pick_device
 from vgg_tutorial.loaders import set_epoch
 from vgg_tutorial.models import vgg
 from vgg_tutorial.runs import (
     CHECKPOINT,
-    RUN_FILES,
     RunError,
+    discard_set_aside,
     folder_contents,
     load_checkpoint,
     lock_folder,
     machine,
     remove_temporaries,
     restore_checkpoint,
+    restore_set_aside,
     save_checkpoint,
     seed_everything,
+    set_aside,
     write_history,
 )
 from vgg_tutorial.settings import LOADERS, RESUMABLE, SCHEDULES, ConfigError, TrainConfig, parser, training_scale
@@ -63,6 +66,8 @@ from vgg_tutorial.settings import LOADERS, RESUMABLE, SCHEDULES, ConfigError, Tr
 
 class NonFiniteLossError(RunError):
     """The training loss became NaN or infinite: the run has diverged."""
+
+    exit_status = 1  # the command line's exit status (a refused start is 2)
 
 
 def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
@@ -77,18 +82,12 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
         raise ValueError(f"unknown loader {cfg.loader!r}; choose one of {', '.join(LOADERS)}")
     on_gpu = engine.device.type == "cuda"
     return make_dataloaders(
-        cfg.dataset,
-        cfg.data,
-        image_size=cfg.image_size,
-        scale=training_scale(cfg),
+        **_which_data(cfg),
         test_scale=cfg.test_scale,
         batch_size=distributed.local_batch_size(cfg.batch_size, distributed.world_size()),
         num_workers=cfg.workers,
         augment=cfg.augment,
         download=cfg.download,
-        in_memory=cfg.in_memory,
-        train_per_class=cfg.train_per_class,
-        val_per_class=cfg.val_per_class,
         seed=cfg.seed,
         pin_memory=on_gpu,
         loader=("device" if on_gpu else "host") if cfg.loader == "auto" else cfg.loader,
@@ -98,6 +97,18 @@ def build_data(cfg: TrainConfig, engine: Engine) -> tuple[Iterable, Iterable]:
         rank=distributed.rank(),
         world_size=distributed.world_size(),
     )
+
+
+def _which_data(cfg: TrainConfig) -> dict:
+    """The settings of ``cfg`` that choose the images (not how they are batched)."""
+    names = ("dataset", "image_size", "in_memory", "train_per_class", "val_per_class")
+    return {name: getattr(cfg, name) for name in names} | {"root": cfg.data, "scale": training_scale(cfg)}
+
+
+def data_identity(cfg: TrainConfig) -> dict:
+    """What ``cfg`` trains on (:func:`~vgg_tutorial.data.identify_data`), recorded in the checkpoint and checked on
+    resume; call it after :func:`build_data`."""
+    return identify_data(**_which_data(cfg))
 
 
 def build_model(cfg: TrainConfig, num_classes: int = 10) -> nn.Module:
@@ -196,6 +207,8 @@ def fit(
     state = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=engine.scaler)
     if resume_from is not None:
         history = restore_checkpoint(resume_from, **state)
+        if checkpoint is not None:  # the history files of a run killed while writing them are whole again
+            write_history(history, output, resume_from.get("meta"))
         if verbose:
             print(f"resumed after epoch {len(history)}/{epochs}")
     forward = distributed.wrap(model)  # DDP with several processes: gradients averaged in backward() (§3.3)
@@ -231,6 +244,7 @@ def fit(
         if checkpoint is not None:
             save_checkpoint(checkpoint, **state, history=history, meta=meta or {})
             write_history(history, output, meta)
+            discard_set_aside(output)  # --overwrite: the run replaced is deleted once this one has a checkpoint
     return history
 
 
@@ -245,8 +259,10 @@ def resume_conflicts(saved: dict, cfg: TrainConfig, meta: dict) -> list[str]:
     if before is None:
         return ["the checkpoint holds no configuration (an older version of vgg_tutorial wrote it)"]
     now = dataclasses.asdict(cfg)
+    unknown = sorted(set(before) - set(now))
     before = {field.name: field.default for field in dataclasses.fields(TrainConfig)} | before
-    problems = [
+    problems = [f"setting {name}={before[name]!r} is unknown to this version of vgg_tutorial" for name in unknown]
+    problems += [
         f"{name}: {before.get(name)!r} in the checkpoint, {value!r} now"
         for name, value in now.items()
         if name not in RESUMABLE and before.get(name) != value
@@ -258,6 +274,8 @@ def resume_conflicts(saved: dict, cfg: TrainConfig, meta: dict) -> list[str]:
         if old != new:
             problems.append(f"{what}: {old} in the checkpoint, {new} now")
     done = saved["epoch"]
+    if len(saved.get("history", [None] * done)) != done:
+        problems.append(f"the checkpoint's history has {len(saved['history'])} epochs, but it says {done} are done")
     if cfg.epochs < done:
         problems.append(f"epochs: the checkpoint has trained {done} epochs already, {cfg.epochs} asked for")
     elif cfg.schedule != "plateau" and cfg.epochs != before["epochs"]:
@@ -272,9 +290,12 @@ def start_or_resume(cfg: TrainConfig, meta: dict, verbose: bool = True) -> dict 
     """Apply the output folder's rules and return the checkpoint to resume from, or None to start afresh.
 
     Call it while holding the folder's lock (:func:`~vgg_tutorial.runs.lock_folder`); it first deletes the
-    temporary files of killed runs. Then:
+    temporary files of killed runs, and puts back the run files an ``overwrite`` run set aside if it was killed
+    before its first checkpoint. Then:
 
-    - ``overwrite``: delete the run files there (checkpoint, history) and start afresh; other files stay;
+    - ``overwrite``: set the run files there (checkpoint, history) aside and start afresh; they are deleted when the
+      new run saves its first checkpoint, and put back if it fails before (:func:`~vgg_tutorial.runs.set_aside`);
+      other files stay;
     - ``resume`` with a checkpoint: load it (checked, see :func:`~vgg_tutorial.runs.load_checkpoint`) and continue,
       unless :func:`resume_conflicts` finds a difference; without one: start afresh (and say so) if the folder is
       empty, refuse if it holds anything;
@@ -283,12 +304,12 @@ def start_or_resume(cfg: TrainConfig, meta: dict, verbose: bool = True) -> dict 
     folder = Path(cfg.output)
     if (stale := remove_temporaries(folder)) and verbose:
         print(f"removed {len(stale)} temporary file(s) left by a killed run: {', '.join(p.name for p in stale)}")
+    if (restored := restore_set_aside(folder)) and verbose:
+        print(f"put back {', '.join(restored)}: the run that was to replace them stopped before its first checkpoint")
     there = folder_contents(folder)
     if cfg.overwrite:
-        for name in RUN_FILES:
-            (folder / name).unlink(missing_ok=True)
-        if verbose and there:
-            print(f"--overwrite: replacing the run in {folder}")
+        if set_aside(folder) and verbose:
+            print(f"--overwrite: replacing the run in {folder} (kept until this one saves its first checkpoint)")
         return None
     if cfg.resume and CHECKPOINT in there:
         saved = load_checkpoint(folder / CHECKPOINT)
@@ -344,10 +365,18 @@ def train(cfg: TrainConfig, command: str | None = None, verbose: bool = True) ->
             return start_or_resume(cfg, meta, verbose)
 
         saved = distributed.main_first(claim_folder)  # rank 0 alone; the others wait, and stop if it refuses
+        if distributed.is_main():  # a failure before the first checkpoint gives back the run --overwrite set aside
+            held.callback(restore_set_aside, cfg.output)
         if distributed.share(saved is not None) and saved is None:  # the other processes resume where rank 0 does
             saved = load_checkpoint(Path(cfg.output) / CHECKPOINT)
         seed_everything(cfg.seed)
         train_loader, val_loader = build_data(cfg, engine)
+        meta["data"] = data_identity(cfg)
+        if saved is not None and saved["meta"].get("data", meta["data"]) != meta["data"]:  # older ones record none
+            raise RunError(
+                f"cannot resume {Path(cfg.output) / CHECKPOINT}: the data in {cfg.data} differ from the data it "
+                f"trained on ({saved['meta'].get('data')} then, {meta['data']} now); resume with the same data"
+            )
         num_classes = len(getattr(val_loader.dataset, "classes", None) or range(10))
         model = build_model(cfg, num_classes)
         model = engine.prepare(distributed.convert_batch_norm(model) if cfg.sync_batch_norm else model)
@@ -393,20 +422,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error(error.args[0])
     launcher = "python" if distributed.world_size() == 1 else f"torchrun --nproc_per_node={distributed.world_size()}"
     command = " ".join([f"{launcher} -m vgg_tutorial.train", *argv])
-    try:
+
+    def run() -> None:
         history = train(cfg, command=command)
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (DatasetNotFoundError, RunError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        if history and distributed.is_main():
+            best = max(row["val_top1"] for row in history)
+            print(f"best val top-1 {best:.1f}%; history and checkpoint in {cfg.output}")
+
+    try:  # refusals exit with 2, a diverged run with 1, and disk full, out of memory or Ctrl-C with a message
+        return report_errors(run)
     finally:
         distributed.stop()
-    if history and distributed.is_main():
-        best = max(row["val_top1"] for row in history)
-        print(f"best val top-1 {best:.1f}%; history and checkpoint in {cfg.output}")
-    return 0
 
 
 if __name__ == "__main__":
