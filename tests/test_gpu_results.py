@@ -143,3 +143,18 @@ def test_testing_a_net_costs_its_training_too_when_this_session_has_not_trained_
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"")
     assert tested.estimate() == tested.estimate_s
+
+
+def test_bad_options_and_outputs_are_refused_before_any_work(tmp_path, capsys):
+    from vgg_tutorial.commands import report_errors
+
+    (tmp_path / "afile").write_text("")
+    argv = ["--out", str(tmp_path / "afile"), "--quick", "--work", str(tmp_path / "w")]
+    assert report_errors(lambda: gpu_results.main(argv)) == 2
+    assert "cannot write to" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing was rendered or trained
+    for bad in (["--minutes", "-1"], ["--device", "bogus"], ["--parts", "table4"]):
+        with pytest.raises(SystemExit) as exit:
+            gpu_results.main(["--out", str(tmp_path / "o"), *bad])
+        assert exit.value.code == 2
+    assert "--minutes must be a positive number" in capsys.readouterr().err

@@ -6,7 +6,7 @@ is cut into *runs*, each small enough to finish inside a lease, grouped in four 
 
 1. ``speed.json``: :mod:`vgg_tutorial.bench` for VGG-16 plain and with batch norm, its four input pipelines, eager
    and compiled, torchvision's ``vgg16``/``vgg16_bn`` in the same step (a peer row), then what might lift the step
-   further (CUDA graphs, autotuned kernels, a larger batch);
+   further (CUDA graphs, a larger batch);
 2. ``vgg16.json``: VGG-16 trained at full size by ``python -m vgg_tutorial.train`` (224 px, batch 256, the paper's
    SGD) on the synthetic dataset at Imagenette's size, with batch norm and plain (Glorot's start, the paper's note
    to §3.1), then tested with :mod:`vgg_tutorial.evaluate`;
@@ -16,7 +16,8 @@ is cut into *runs*, each small enough to finish inside a lease, grouped in four 
 Each finished run is written at once (atomically) with the machine, the versions, the command and its wall-clock
 time; runs already in ``DIR`` are skipped, so the next lease continues where the last one stopped. ``--minutes N``
 starts no run whose estimate would not finish within N minutes; ``--plan`` prints every run and its estimate
-without running anything. Estimates come from what this package measured on an H200 (:data:`H200`).
+without running anything. Estimates come from what this package measured on an H200 (:data:`H200`,
+:data:`~vgg_tutorial.gpu_study.H200_TABLE3`, the seconds in :data:`SPEED`).
 ``--quick`` runs every part end to end on a CPU in tiny sizes, for the tests.
 """
 
@@ -35,11 +36,11 @@ from pathlib import Path
 import torch
 
 from vgg_tutorial import bench, cluttered, gpu_study
-from vgg_tutorial.accounting import training_flops
-from vgg_tutorial.engine import progress
+from vgg_tutorial.commands import device_name, report_errors
+from vgg_tutorial.engine import pick_device, progress
 from vgg_tutorial.evaluate import evaluate_checkpoint
 from vgg_tutorial.experiments import CELLS
-from vgg_tutorial.runs import atomic_write_text, machine
+from vgg_tutorial.runs import atomic_write_text, check_writable, machine
 from vgg_tutorial.settings import TrainConfig
 from vgg_tutorial.train import train
 
@@ -47,18 +48,9 @@ SCHEMA = "vgg_tutorial.gpu_results/1"
 PARTS = ("speed", "vgg16", "table3", "tables45")
 SEEDS = 3
 
-#: What this package measured on one H200 (torch 2.11, ../shared/gpu-results/2026-12-04): training images/s of
-#: VGG-16 at 224 px, batch 256, bf16, on a fixed batch; the typical pipeline's rate; seconds to compile a model.
-H200 = {
-    "bn": 2486,
-    "bn_compiled": 3684,
-    "plain": 3655,
-    "plain_compiled": 5034,
-    "typical": 560,
-    "compile_s": 40,
-}
-#: Training FLOP/s of the eager plain net above (3,655 images/s × 92.8 GFLOP), the rate the estimates scale by.
-H200_FLOPS = H200["plain"] * training_flops("D", batch_norm=False, image_size=224)
+#: Training images/s of VGG-16 with and without batch norm at 224 px, batch 256, bf16, eager, on a fixed batch, as
+#: this package measured them on one H200 (torch 2.11; book/results/bench/h200-d-bn-224.json, h200-d-224-compute.json).
+H200 = {"bn": 2486, "plain": 3655}
 
 
 @dataclass
@@ -352,7 +344,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, help="start no run that would not finish within this many minutes")
     p.add_argument("--plan", action="store_true", help="print every run with its estimate; run nothing")
     p.add_argument("--work", type=Path, default=Path("data/gpu-work"), help="data and nets of this lease (not kept)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=device_name, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="every part in tiny sizes on a CPU (tests)")
     return p
 
@@ -363,10 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.minutes is not None and not args.minutes > 0:
         p.error(f"--minutes must be a positive number, got {args.minutes}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        p.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    device = pick_device(args.device)  # "auto" made concrete, for every run
+    args.device = str(device)
     command = "python -m vgg_tutorial.gpu_results " + shlex.join(argv)
     runs = plan(args, args.work, command)
     try:
@@ -386,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    for part in args.parts:  # before any work, not after it
+        check_writable(args.out / f"{part}.json")
     began, budget = time.perf_counter(), (args.minutes or float("inf")) * 60
     todo = [run for run in runs if (run.part, run.name, run.seed) not in done]
     finished, skipped, failed = 0, [], []
@@ -399,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             result = run.action()
-        except Exception:  # one broken run must not cost the rest of the lease; it is not recorded, so it runs again
+        except (Exception, SystemExit):  # one broken run (or refused option) must not cost the rest of the lease
             traceback.print_exc()
             failed.append(run)
             continue
@@ -419,5 +410,5 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # known failures as one line (commands.report_errors)
+    sys.exit(report_errors(main))

@@ -30,6 +30,7 @@ from vgg_tutorial.experiments import CELLS, resize
 from vgg_tutorial.failures import he_init
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.models import init_from_a, vgg
+from vgg_tutorial.runs import atomic_save
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES
 from vgg_tutorial.testing_study import fold_std
 from vgg_tutorial.train import fit, make_scheduler
@@ -254,10 +255,7 @@ class Study:
         a = self.net("A", seed, keep=True)[0] if cell_spec(cell)[2] == "from-A" else None
         net, history = train_cell(cell, self.images(), self.setting, seed, self.device, a=a)
         if keep:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write = path.with_suffix(".partial")
-            torch.save({"model": net.state_dict(), "history": history}, atomic_write)
-            atomic_write.replace(path)
+            atomic_save({"model": net.state_dict(), "history": history}, path)
         return net, history
 
     def table3(self, cell: str, seed: int) -> dict:
