@@ -42,7 +42,7 @@ from torchvision.datasets import ImageFolder
 
 from vgg_tutorial.accounting import MIN_INPUT_SIZE, model_flops_utilisation, peak_tflops, training_flops
 from vgg_tutorial.commands import config_name, device_name, fraction, report_errors, whole
-from vgg_tutorial.configs import FC_WIDTHS, RECIPE
+from vgg_tutorial.configs import FC_WIDTHS, RECIPE, TORCHVISION_NAMES
 from vgg_tutorial.data import make_dataloaders
 from vgg_tutorial.engine import PRECISIONS, Engine, make_optimizer
 from vgg_tutorial.models import vgg
@@ -55,7 +55,6 @@ SCHEMA = "vgg_tutorial.bench/2"
 PIPELINES = ("typical", "host", "device", "compute")
 #: Whose model is timed: the book's builder, or torchvision's (configurations A, B, D and E only).
 SOURCES = ("vgg_tutorial", "torchvision")
-TORCHVISION_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
 #: ``torch.compile``'s modes: ``reduce-overhead`` replays CUDA graphs, ``max-autotune`` also searches kernels.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
