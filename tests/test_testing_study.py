@@ -116,3 +116,27 @@ def test_comparison_table_puts_the_papers_rows_beside_the_miniatures(tmp_path):
     assert fixed[4].split()[:3] == ["5", "multi-crop,", "3"] and " — " in fixed[4]  # not in the paper for fixed S
     assert "24.4 / 7.2" in jittered[5] and "dense+multicrop Q=37,55,74" in jittered[5]
     assert testing_study.paper_errors("D", "5", "multicrop") is None
+
+
+def test_paired_gains_and_verdicts_read_the_committed_study():
+    import json
+    from pathlib import Path
+
+    from vgg_tutorial import testing_study
+
+    study = json.loads(
+        (Path(__file__).parent.parent / "book/results/09_testing_like_the_paper/results.json").read_text()
+    )
+    for cell in testing_study.CELLS:
+        for _, better, worse in testing_study.COMPARISONS:
+            gains = testing_study.paired_gains(study, cell, better, worse)
+            assert len(gains) == len(study["runs"][cell])
+            single, multi = testing_study.test_scales(cell)
+            labels = [x.format(q=single, m=",".join(map(str, multi))) for x in (better, worse)]
+            helps = testing_study.better_in_every_seed(study, cell, *labels)
+            assert (testing_study.comparison_verdict(gains) == "helps in every seed") == helps
+    assert testing_study.comparison_verdict([1.0, 2.0]) == "helps in every seed"
+    assert testing_study.comparison_verdict([-1.0, -0.5]) == "hurts in every seed"
+    assert testing_study.comparison_verdict([1.0, 0.0]) == "mixed"
+    ax = testing_study.plot_comparisons(study)
+    assert len(ax.get_yticklabels()) == len(testing_study.COMPARISONS)

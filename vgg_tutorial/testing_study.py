@@ -191,6 +191,58 @@ def better_in_every_seed(results: dict, cell: str, better: str, worse: str, metr
     return all(b < w for b, w in pairs)
 
 
+#: The paper's comparisons of test methods: (what is compared, the method the paper found better or expects to
+#: help, the other); ``{q}`` stands for the single test scale, ``{m}`` for the three.
+COMPARISONS = (
+    ("flips, dense (§3.2)", "dense+flip Q={q}", "dense Q={q}"),
+    ("dense against centre crop", "dense+flip Q={q}", "center Q={q}"),
+    ("50 crops against centre crop", "multicrop Q={q}", "center Q={q}"),
+    ("50 crops against dense, 1 scale", "multicrop Q={q}", "dense+flip Q={q}"),
+    ("3 scales against 1, dense (Table 4)", "dense+flip Q={m}", "dense+flip Q={q}"),
+    ("3 scales against 1, 50 crops", "multicrop Q={m}", "multicrop Q={q}"),
+    ("50 crops against dense, 3 scales (Table 5)", "multicrop Q={m}", "dense+flip Q={m}"),
+    ("both against 50 crops, 3 scales (Table 5)", "dense+multicrop Q={m}", "multicrop Q={m}"),
+    ("both against 50 crops, 1 scale", "dense+multicrop Q={q}", "multicrop Q={q}"),
+)
+
+
+def paired_gains(results: dict, cell: str, better: str, worse: str) -> list[float]:
+    """Per seed of ``cell``, how many points of top-1 error protocol ``better`` saves over ``worse`` (the same net
+    tested both ways); ``{q}`` and ``{m}`` in the labels are filled in with the cell's test scales."""
+    single, multi = test_scales(cell)
+    q, m = single, ",".join(map(str, multi))
+    better, worse = better.format(q=q, m=m), worse.format(q=q, m=m)
+    return [w - b for b, w in zip(errors(results, cell, better), errors(results, cell, worse))]
+
+
+def comparison_verdict(gains: list[float]) -> str:
+    """``"helps in every seed"``, ``"hurts in every seed"`` or ``"mixed"``, from :func:`paired_gains`."""
+    if all(g > 0 for g in gains):
+        return "helps in every seed"
+    if all(g < 0 for g in gains):
+        return "hurts in every seed"
+    return "mixed"
+
+
+def plot_comparisons(results: dict):
+    """Every comparison of :data:`COMPARISONS`, seed by seed: the points of top-1 error the first method saves over
+    the second (right of zero: it helps), one colour per cell. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(COMPARISONS) + 1))
+    for offset, (cell, colour) in zip((-0.15, 0.15), zip(CELLS, ("C0", "C1"))):
+        for row, (_, better, worse) in enumerate(COMPARISONS):
+            gains = paired_gains(results, cell, better, worse)
+            ax.scatter(gains, [row + offset] * len(gains), color=colour, label=cell if row == 0 else None)
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(range(len(COMPARISONS)), [what for what, *_ in COMPARISONS])
+    ax.invert_yaxis()
+    ax.set_xlabel("top-1 error saved, points (one dot per seed; right of 0: the first method helps)")
+    ax.legend(title="D nets", fontsize=8)
+    fig.tight_layout()
+    return ax
+
+
 #: Each row the miniature puts beside the paper: (the paper's table, what it measured, our method, multi-scale?).
 #: §3.2 averages every image's posterior with its flip's, so the paper's dense rows go with our ``dense+flip``.
 ROWS = (
