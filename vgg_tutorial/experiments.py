@@ -28,7 +28,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -200,8 +200,15 @@ def train_cell(model: nn.Module | str, images: dict, setting: Setting, seed: int
     return model, rows
 
 
-def table3(path: str | Path, seeds: int = 3, setting: Setting = FULL, command: str | None = None) -> dict:
-    """Run every cell of :data:`CELLS` for seeds ``0 .. seeds-1``, keeping each history in the JSON file ``path``.
+def table3(
+    path: str | Path,
+    seeds: int = 3,
+    setting: Setting = FULL,
+    command: str | None = None,
+    cells: tuple[str, ...] | None = None,
+) -> dict:
+    """Run every cell of :data:`CELLS` (or of ``cells``) for seeds ``0 .. seeds-1``, keeping each history in the JSON
+    file ``path``.
 
     Rewritten atomically after every run; runs already there are skipped, so an interrupted study continues. The
     file also records the setting, the machine, the versions and the command.
@@ -210,7 +217,8 @@ def table3(path: str | Path, seeds: int = 3, setting: Setting = FULL, command: s
     results = open_study(path, settings, "table3")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     images = study_images(setting)
-    todo = [(cell, seed) for seed in range(seeds) for cell, *_ in CELLS]  # every cell of seed 0 first
+    names = [cell for cell, *_ in CELLS if cells is None or cell in cells]
+    todo = [(cell, seed) for seed in range(seeds) for cell in names]  # every cell of seed 0 first
     return run_missing(path, results, todo, lambda cell, seed: run_cell(cell, images, setting, seed))
 
 
@@ -335,12 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
     parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
+    names = [cell for cell, *_ in CELLS]
+    parser.add_argument("--cells", nargs="+", choices=names, metavar="CELL", help=f"only these cells of {names}")
+    parser.add_argument("--epochs", type=whole(1), help=f"epochs per net (default: {FULL.epochs})")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m vgg_tutorial.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def study() -> None:
-        results = table3(args.out, seeds=args.seeds, setting=QUICK if args.quick else FULL, command=command)
+        setting = QUICK if args.quick else FULL
+        setting = replace(setting, epochs=args.epochs) if args.epochs else setting
+        results = table3(args.out, args.seeds, setting, command, tuple(args.cells) if args.cells else None)
         print(summary_table(results))
         if not all(math.isfinite(h[-1]["train_loss"]) for runs in results["runs"].values() for h in runs.values()):
             print("some runs diverged (NaN loss)")
