@@ -278,7 +278,8 @@ def _axis_message(name: str, got: list[int], want: list[int], size: int, crop: i
 def check_crop_grid(fn: Callable[..., list[tuple[int, int]]]) -> bool:
     """Check ``fn(image_size, crop, n=5)``: the (top, left) corners of the n × n regular grid of ``crop``-pixel
     crops over a square image of side ``image_size`` (§4.3), in any order; along a side the offsets are
-    ``round(i · (image_size − crop) / (n − 1))`` for i = 0 … n − 1, so that the outer crops touch the borders."""
+    ``round(i · (image_size − crop) / (n − 1))`` for i = 0 … n − 1, so that the outer crops touch the borders (the
+    book's choice, as in :func:`vgg_tutorial.views.crop_windows`; the paper says only "a regular grid")."""
     __tracebackhide__ = True
     for size, crop, n in GRID_CASES:
         grid = 5 if n is None else n
