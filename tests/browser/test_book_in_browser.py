@@ -208,3 +208,11 @@ def test_dark_mode(browser, site, rendered):
             for mode in ("light", "dark")
         )
         assert dark < light / 2, f"{page}: the dark screenshot is not dark (mean grey {dark:.0f} against {light:.0f})"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_solution_markers_on_the_page(page):
+    """Solution code reads as code: the student edition's "# BEGIN/END SOLUTION" lines are not shown
+    (_ext/solution_markers.py takes them out of the HTML; the notebooks keep them)."""
+    text = BeautifulSoup((HTML / f"{page}.html").read_text(), "html.parser").get_text()
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
