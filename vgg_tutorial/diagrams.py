@@ -39,7 +39,7 @@ def plot_blocks(name: str = "D", num_classes: int = 1000, ax=None):
     check_name(name)
     layers = feature_layers(name)
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 3.2), layout="constrained")
+        _, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
     side, x = INPUT_SIZE, 0.0
     height = lambda px: 0.6 + 0.4 * math.log2(px)  # noqa: E731 (a scale, read once per box)
     for layer in layers:
@@ -52,24 +52,24 @@ def plot_blocks(name: str = "D", num_classes: int = 1000, ax=None):
         h = height(side)
         ax.add_patch(Rectangle((x, -h / 2), w, h, facecolor=colour, edgecolor="white", label=label))
         if isinstance(layer, Conv):
-            ax.text(x + w / 2, 0, label, rotation=90, ha="center", va="center", color="white", fontsize=8)
+            ax.text(x + w / 2, 0, label, rotation=90, ha="center", va="center", color="white", fontsize=9)
         if isinstance(layer, MaxPool):
-            ax.text(x + w / 2, -h / 2 - 0.25, f"{side}→{side // 2}", ha="center", va="top", fontsize=7)
+            ax.text(x + w / 2, -h / 2 - 0.25, f"{side}→{side // 2}", ha="center", va="top", fontsize=9)
             side //= 2
         x += w + 0.12
     for width in (*FC_WIDTHS, num_classes):
         label = f"FC-{width}"
         ax.add_patch(Rectangle((x, -1.2), 1.0, 2.4, facecolor=_COLOURS["fc"], edgecolor="white", label=label))
-        ax.text(x + 0.5, 0, label, rotation=90, ha="center", va="center", color="white", fontsize=8)
+        ax.text(x + 0.5, 0, label, rotation=90, ha="center", va="center", color="white", fontsize=9)
         x += 1.12
     ax.text(x + 0.1, 0, "soft-max", rotation=90, ha="left", va="center", fontsize=8)
     ax.set(xlim=(-0.2, x + 0.8), ylim=(-height(INPUT_SIZE) / 2 - 0.9, height(INPUT_SIZE) / 2 + 0.2))
     ax.set_axis_off()
     convs = sum(isinstance(layer, Conv) for layer in layers)
     ax.set_title(
-        f"Configuration {name}: {convs} convolutions in 5 blocks and {len(FC_WIDTHS) + 1} FC layers "
-        f"({convs + len(FC_WIDTHS) + 1} weight layers); bar height follows the feature map's side",
-        fontsize=10,
+        f"Configuration {name}: {convs} convolutions in 5 blocks + {len(FC_WIDTHS) + 1} FC layers = "
+        f"{convs + len(FC_WIDTHS) + 1} weight layers",
+        fontsize=11,
     )
     return ax
 
