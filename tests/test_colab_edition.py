@@ -105,6 +105,19 @@ def test_every_chapter_converts(path, student, bibliography):
     assert nb == nbformat.read(path, as_version=4), "the book's notebook was changed"
 
 
+def test_each_edition_opens_the_other(bibliography):
+    nb = nbformat.read(CHAPTERS[1], as_version=4)
+    name = CHAPTERS[1].name
+    for student, mine, other in (
+        (True, "learners'", f"book/solutions/{name}"),
+        (False, "with solutions", f"book/{name}"),
+    ):
+        converted = colab_edition.colab_notebook(nb, 2, student=student, bibliography=bibliography, name=name)
+        first = converted.cells[0]
+        assert first.metadata["tags"] == ["colab-editions"] and mine in first.source
+        assert first.source.endswith(f"/blob/colab/{other})"), first.source
+
+
 def test_command_writes_both_variants(tmp_path):
     assert colab_edition.main([str(CHAPTERS[1]), "-o", str(tmp_path / "full")]) == 0
     assert colab_edition.main([str(CHAPTERS[1]), "-o", str(tmp_path / "student"), "--student"]) == 0

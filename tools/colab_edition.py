@@ -17,7 +17,9 @@ Code cells, their outputs (cleared in the student variant) and the check cells s
 solutions variant a solution's code cell (solution markers, or the tag ``solution``) is folded as Colab folds code,
 a form cell titled "Solution to Exercise c.k", and so is, in both variants, a cell the HTML book hides (tag
 ``hide-input``, which Colab ignores). The badge cell
-is dropped (the notebook is the one it would open); the Colab install cell stays.
+is dropped (the notebook is the one it would open); the Colab install cell stays. A first cell says which edition
+this is and opens the other in Colab: the learners' edition (what the badges and launch buttons open) links to the
+one with solutions, and back.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pybtex.plugin import find_plugin
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import colab  # noqa: E402
 import student_edition  # noqa: E402
 
 OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>:{3,}|`{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<argument>.*?)[ \t]*$")
@@ -138,6 +141,23 @@ def fold_code(cell, title: str) -> None:
     cell.metadata["cellView"] = "form"
 
 
+def editions_source(name: str, *, student: bool, repository: colab.Repository | None = None) -> str:
+    """The first cell of either edition of chapter ``name``: which edition this is, and a link to the other one
+    (the learners' at ``book/<name>`` on the Colab branch, the one with solutions at ``book/solutions/<name>``)."""
+    repository = repository or colab.Repository.from_config()
+    if student:
+        other = repository.colab_url(f"book/solutions/{name}")
+        return (
+            "**The learners' edition**: each exercise with a stub to fill in and a check to run. The same chapter "
+            f"with every exercise answered, folded under it: [![Open In Colab]({colab.BADGE_IMAGE})]({other})"
+        )
+    other = repository.colab_url(f"book/{name}")
+    return (
+        "**The edition with solutions**: each exercise's answer is folded under it (click to open it). The "
+        f"learners' edition, with stubs to fill in: [![Open In Colab]({colab.BADGE_IMAGE})]({other})"
+    )
+
+
 def colab_notebook(nb, chapter: int, *, student: bool = False, bibliography: Bibliography | None = None, name=""):
     """The Colab edition of ``nb`` (a new notebook; ``nb`` is left as it is)."""
     bibliography = bibliography or Bibliography()
@@ -156,6 +176,10 @@ def colab_notebook(nb, chapter: int, *, student: bool = False, bibliography: Bib
             fold_code(cell, f"Solution to Exercise {number}" if number else "Solution")
         elif "hide-input" in cell.metadata.get("tags", []):
             fold_code(cell, "Code the book hides")
+    if name:
+        editions = nbformat.v4.new_markdown_cell(editions_source(name, student=student))
+        editions.metadata["tags"] = ["colab-editions"]
+        nb.cells.insert(0, editions)
     if cited:
         references = nbformat.v4.new_markdown_cell("## References\n\n" + bibliography.references(cited))
         references.metadata["tags"] = ["colab-references"]
