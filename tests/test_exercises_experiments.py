@@ -1,5 +1,6 @@
 """The checks of chapters 8, 9 and 10 pass right answers and name the mistake in the typical wrong ones."""
 
+import itertools
 import statistics
 
 import numpy as np
@@ -131,6 +132,8 @@ def test_check_crop_grid_accepts_the_paper_grid(capsys):
     )
     assert exercises.check_crop_grid(grid_from(lambda s, c, n: list(np.round(np.linspace(0, s - c, n)).astype(int))))
     assert exercises.check_crop_grid(grid_from(lambda s, c, n: list(np.round(np.linspace(0, s - c, n)))))
+    offsets = lambda s, c, n: [round(i * (s - c) / (n - 1)) for i in range(n)]  # noqa: E731
+    assert exercises.check_crop_grid(lambda s, c, n=5: itertools.product(offsets(s, c, n), offsets(s, c, n)))
     assert exercises.check_crop_grid(grid_from(lambda s, c, n: [float(round(i * (s - c) / (n - 1))) for i in range(n)]))
 
 
@@ -201,6 +204,7 @@ def test_check_shard_accepts_slices_of_each_global_batch(capsys):
     assert exercises.check_shard(lambda *args: [np.int64(i) for i in good_shard(*args)])
     assert exercises.check_shard(lambda o, *rest: list(np.asarray(o)[good_shard(list(range(len(o))), *rest)]))
     assert exercises.check_shard(lambda o, b, r, w: shard(torch.tensor(o), b, r, w))
+    assert exercises.check_shard(lambda *args: (i for i in good_shard(*args)))  # a generator
 
 
 def pops_the_order(o, b, r, w):

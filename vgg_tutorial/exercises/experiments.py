@@ -16,7 +16,7 @@ import math
 import numbers
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -229,9 +229,17 @@ def _whole(x) -> int | None:
     return int(x)
 
 
-def _as_pairs(value, what: str) -> list[tuple[int, int]]:
+def _listed(value):
+    """``value`` as a list when it is a tensor, an array, or an iterator such as a generator or itertools.product."""
     if isinstance(value, torch.Tensor) or type(value).__module__ == "numpy":
-        value = value.tolist()
+        return value.tolist()
+    if isinstance(value, Iterator):
+        return list(value)
+    return value
+
+
+def _as_pairs(value, what: str) -> list[tuple[int, int]]:
+    value = _listed(value)
     if value is None:
         raise ExerciseError(f"{what} returns {describe_value(value)}")
     if isinstance(value, str):
@@ -330,8 +338,7 @@ SHARD_CASES: tuple[tuple[int, int, int], ...] = ((24, 3, 2), (20, 3, 2), (23, 2,
 
 
 def _as_indices(value, what: str) -> list[int]:
-    if isinstance(value, torch.Tensor) or type(value).__module__ == "numpy":
-        value = value.tolist()
+    value = _listed(value)
     if value is None:
         raise ExerciseError(f"{what} returns {describe_value(value)}")
     if isinstance(value, str):
