@@ -134,6 +134,7 @@ def test_check_crop_grid_accepts_the_paper_grid(capsys):
     assert exercises.check_crop_grid(grid_from(lambda s, c, n: list(np.round(np.linspace(0, s - c, n)))))
     offsets = lambda s, c, n: [round(i * (s - c) / (n - 1)) for i in range(n)]  # noqa: E731
     assert exercises.check_crop_grid(lambda s, c, n=5: itertools.product(offsets(s, c, n), offsets(s, c, n)))
+    assert exercises.check_crop_grid(lambda s, c, n=5: set(crop_windows(s, s, c, n)))
     assert exercises.check_crop_grid(grid_from(lambda s, c, n: [float(round(i * (s - c) / (n - 1))) for i in range(n)]))
 
 

@@ -240,6 +240,8 @@ def _listed(value):
 
 def _as_pairs(value, what: str) -> list[tuple[int, int]]:
     value = _listed(value)
+    if isinstance(value, (set, frozenset)):  # the crops' order does not matter, so a set of pairs is an answer
+        value = list(value)
     if value is None:
         raise ExerciseError(f"{what} returns {describe_value(value)}")
     if isinstance(value, str):
