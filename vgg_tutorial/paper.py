@@ -213,13 +213,19 @@ RECIPE: list[tuple[str, str, str, str]] = [
         "A from random: weights N(0, 10⁻² variance), biases 0; deeper nets start from A's first four conv and "
         "last three FC layers",
         "§3.1",
-        "read as std 0.01 (AlexNet's), A at full width starts at loss ln 1000 and trains; read literally as std 0.1, "
-        "its logits are ~10⁵ and one SGD step makes the loss NaN (measured, chapter 8); A's four convs go to the "
-        "layers of the same name (conv1_1, conv2_1, conv3_1, conv3_2), not the deeper net's first four; after "
-        "submission the authors found Glorot's initialisation works without pre-training",
+        "read as std 0.01 (AlexNet's), A at full width starts at loss ln 1000 and stays finite over a few SGD "
+        "steps; read literally as std 0.1, its logits are ~10⁵ and one SGD step makes the loss NaN (both measured, "
+        "chapter 8); which deeper layers get A's four convs is not said: the book's reading is the layers of the "
+        "same name (conv1_1, conv2_1, conv3_1, conv3_2); a note added after submission says Glorot's "
+        "initialisation works without the warm start",
     ),
     ("training crop", "224×224, one random crop per image per SGD iteration", "§3.1", ""),
-    ("augmentation", "random horizontal flip; random RGB colour shift as in AlexNet", "§3.1", "AlexNet's PCA lighting"),
+    (
+        "augmentation",
+        "random horizontal flip; random RGB colour shift as in AlexNet",
+        "§3.1",
+        "AlexNet's PCA lighting; VGG gives no std for its draws (the book uses AlexNet's 0.1)",
+    ),
     (
         "training scale S",
         "smaller side rescaled to S: fixed (256 or 384) or jittered in [256, 512]",
@@ -227,7 +233,12 @@ RECIPE: list[tuple[str, str, str, str]] = [
         "the S = 384 net was fine-tuned from the S = 256 one with learning rate 10⁻³; the multi-scale nets were "
         "fine-tuned from the S = 384 one (no learning rate given)",
     ),
-    ("preprocessing", "subtract the mean RGB value of the training set", "§2.1", "no division by a std"),
+    (
+        "preprocessing",
+        "subtract the mean RGB value of the training set",
+        "§2.1",
+        "no division by a std; the book scales pixels to [0, 1] first",
+    ),
     (
         "test scale Q",
         "Q = S for fixed S; Q = 0.5(S_min + S_max) for jittered S",
@@ -242,7 +253,12 @@ RECIPE: list[tuple[str, str, str, str]] = [
         "",
     ),
     ("test augmentation", "average soft-max posteriors of the image and its horizontal flip", "§3.2", ""),
-    ("implementation", "C++ Caffe, 4 NVIDIA Titan Black GPUs, 2–3 weeks per net", "§3.3", ""),
+    (
+        "implementation",
+        "derived from C++ Caffe, with significant modifications; 4 NVIDIA Titan Black GPUs, 2–3 weeks per net",
+        "§3.3",
+        "",
+    ),
 ]
 
 

@@ -3,7 +3,9 @@
 Training (§3.1): the image is rescaled isotropically so that its smaller side is the *training scale* S, fixed or
 drawn per image from [S_min, S_max] ("scale jittering"); a random crop of the network's input size (224 in the
 paper) is taken; it is flipped horizontally at random and its colours are shifted along the principal components of
-ImageNet's RGB values, as in AlexNet. The only preprocessing is subtracting the mean RGB value (§2.1).
+ImageNet's RGB values, as in AlexNet. The paper's only preprocessing is subtracting the mean RGB value (§2.1);
+scaling the pixels to [0, 1] first is the book's choice (it changes nothing but the units), and so is dividing by
+ImageNet's std where torchvision's pretrained weights expect it.
 
 Testing (§3.2): the smaller side is rescaled to the *test scale* Q; the dense evaluation of the paper then runs the
 network on the whole image, so the centre crop here is optional.
@@ -56,9 +58,9 @@ class PCAColorShift(nn.Module):
     """AlexNet's colour augmentation, used by VGG (§3.1): add ``Σ_i α_i λ_i p_i`` to every pixel of an image.
 
     ``p_i`` and ``λ_i`` are the eigenvectors and eigenvalues of the RGB covariance (:data:`IMAGENET_PCA_EIGVEC`,
-    :data:`IMAGENET_PCA_EIGVAL`); ``α_i ~ N(0, std)`` is drawn once per image (std = 0.1 in both papers), so the
-    whole image shifts by one RGB offset. Expects a float image (..., 3, H, W) with values in [0, 1]; a batch
-    (N, 3, H, W) gets one draw per image.
+    :data:`IMAGENET_PCA_EIGVAL`); ``α_i ~ N(0, std)`` is drawn once per image (std 0.1 is AlexNet's; VGG gives no
+    value), so the whole image shifts by one RGB offset. Expects a float image (..., 3, H, W) with values in
+    [0, 1]; a batch (N, 3, H, W) gets one draw per image.
     """
 
     def __init__(self, std: float = RECIPE.color_shift, eigval=IMAGENET_PCA_EIGVAL, eigvec=IMAGENET_PCA_EIGVEC) -> None:

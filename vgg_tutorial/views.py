@@ -119,7 +119,8 @@ def center_crop(image: torch.Tensor, crop_size: int) -> torch.Tensor:
 
 def grid_offsets(length: int, crop_size: int, grid: int = GRID) -> list[int]:
     """Where ``grid`` crops of ``crop_size`` start along a side of ``length`` pixels: evenly spaced, the first at 0
-    and the last ending at the border, rounded to whole pixels."""
+    and the last ending at the border, rounded to whole pixels. §4.3 says only "a regular 5 × 5 grid"; that the
+    outer crops touch the borders is the book's choice."""
     if length < crop_size:
         raise ValueError(f"cannot take {crop_size} px crops from a side of {length} px")
     return [round(i * (length - crop_size) / (grid - 1)) for i in range(grid)]
@@ -146,7 +147,8 @@ def with_flips(batch: torch.Tensor) -> torch.Tensor:
 
 
 def to_network_input(batch: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 images N×3×H×W as the network was trained on them: floats in [0, 1] minus the mean RGB (§2.1)."""
+    """uint8 images N×3×H×W as the network was trained on them: minus the mean RGB (§2.1), as floats in [0, 1]
+    (the book's units; the paper subtracts the mean from the raw values)."""
     floats = F.to_dtype(batch.to(device), torch.float32, scale=True)
     return subtract_mean()(floats)
 

@@ -7,7 +7,10 @@ Chromium that ``headless.find_browser`` finds (Debian's ``chromium``, installed 
 that clips or scrolls horizontally (computed ``overflow-x`` other than ``visible``), up to the article itself. An
 element that sticks out of that container is *clipped* unless the container scrolls (``auto`` or ``scroll``, with
 content wider than itself, so a scroll bar is there); an element that sticks out of the article with no such
-container between is clipped by the page. Solutions and other ``<details>`` are opened first, as a reader would.
+container between is clipped by the page. A box that scrolls or clips sideways with content wider than itself
+*hides* that content (a reader must scroll to see it) whether or not a scroll bar is drawn: the laptop and desktop
+widths must have none, code as written excepted. Solutions and other ``<details>`` are opened first, as a reader
+would.
 """
 
 from __future__ import annotations
@@ -50,11 +53,23 @@ OVERFLOW_SCRIPT = """
     clipped.push(`${describe(el)} (${Math.round(box.width)} px wide) sticks out of ${describe(container)}`);
     if (clipped.length >= 20) break;
   }
+  // A box that scrolls or clips sideways and holds more than it shows hides part of its content from a reader who
+  // does not scroll: a result table, a printed line. Code as written (a code cell's input, a code block in the
+  // text) is excepted: it is measured by wideCode.
+  const hidden = [];
+  const isCode = (el) => el.matches("div.highlight pre") && !el.closest("div.cell_output");
+  for (const el of article.querySelectorAll("*")) {
+    const style = getComputedStyle(el);
+    if (style.overflowX === "visible" || style.display === "none" || style.visibility === "hidden") continue;
+    if (el.clientWidth === 0 || el.scrollWidth <= el.clientWidth + 1 || isCode(el)) continue;
+    hidden.push(`${describe(el)} shows ${el.clientWidth} px of its ${el.scrollWidth} px`);
+    if (hidden.length >= 20) break;
+  }
   for (const pre of article.querySelectorAll("div.highlight pre")) {
     if (pre.closest("div.cell_output") || pre.scrollWidth <= pre.clientWidth + 1) continue;
     wideCode.push(`${describe(pre)} needs ${pre.scrollWidth} px of ${pre.clientWidth}`);
   }
-  return {clipped, wideCode};
+  return {clipped, hidden, wideCode};
 }
 """
 

@@ -208,3 +208,12 @@ def test_dark_mode(browser, site, rendered):
             for mode in ("light", "dark")
         )
         assert dark < light / 2, f"{page}: the dark screenshot is not dark (mean grey {dark:.0f} against {light:.0f})"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_solution_markers_on_the_page(page):
+    """Solution code reads as code: the student edition's "# BEGIN/END SOLUTION" lines are not shown in its code
+    (_ext/solution_markers.py takes them out of the HTML; the notebooks keep them)."""
+    soup = BeautifulSoup((HTML / f"{page}.html").read_text(), "html.parser")
+    code = "\n".join(pre.get_text() for pre in soup.select("pre"))  # prose may name the markers (instructors)
+    assert "BEGIN SOLUTION" not in code and "END SOLUTION" not in code

@@ -21,7 +21,8 @@ conversion by its scores, a training step by the parameters it leaves. One modul
 - :mod:`~vgg_tutorial.exercises.counting`: ``check_receptive_field``, ``check_param_count`` (chapter 1),
   ``check_training_flops`` (chapter 7);
 - :mod:`~vgg_tutorial.exercises.conversion`: ``check_dense_conversion`` (chapter 4);
-- :mod:`~vgg_tutorial.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_loss`` (chapter 6);
+- :mod:`~vgg_tutorial.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_level`` (chapter 6) and
+  ``check_chance_loss``;
 - :mod:`~vgg_tutorial.exercises.experiments`: ``check_separated`` (chapter 8), ``check_crop_grid`` (chapter 9),
   ``check_shard`` (chapter 10).
 """
@@ -31,13 +32,14 @@ from vgg_tutorial.exercises.conversion import check_dense_conversion
 from vgg_tutorial.exercises.counting import check_param_count, check_receptive_field, check_training_flops
 from vgg_tutorial.exercises.experiments import check_crop_grid, check_separated, check_shard
 from vgg_tutorial.exercises.layers import check_layer_builder
-from vgg_tutorial.exercises.training import check_chance_loss, check_training_step
+from vgg_tutorial.exercises.training import check_chance_level, check_chance_loss, check_training_step
 from vgg_tutorial.exercises.vgg16 import VGG16_PARAMETERS, check_vgg16
 
 __all__ = [
     "VGG16_PARAMETERS",
     "ExerciseError",
     "as_number",
+    "check_chance_level",
     "check_chance_loss",
     "check_crop_grid",
     "check_dense_conversion",

@@ -144,3 +144,52 @@ def check_chance_loss(fn: Callable[[int], float]) -> bool:
         f"Your chance loss is ln K: {results[2]:.3f} for 2 classes, {results[10]:.3f} for 10, {results[1000]:.3f} "
         "for 1000. A loss stuck at ln K means the model predicts the same uniform distribution for every image."
     )
+
+
+def _chance_accuracy_slip(got: float, k: int, top: int) -> str:
+    """The usual slip behind a wrong top-``top`` chance accuracy for ``k`` classes, or ""."""
+    right = 100 * min(top, k) / k
+    if math.isclose(got, right / 100):
+        return "that is a fraction; give the accuracy in percent, as the book's tables do"
+    if top == 5 and k < 5 and math.isclose(got, 500 / k):
+        return f"with {k} classes, the 5 best guesses cover every class: the top-5 accuracy is 100 %"
+    if top == 5 and math.isclose(got, 100 / k):
+        return "that is the top-1 accuracy; top-5 counts a guess as right when the class is among 5 guesses"
+    return ""
+
+
+def check_chance_level(fn: Callable[[int], tuple]) -> bool:
+    """Check ``fn(num_classes)``: ``(loss, top1, top5)`` of a classifier that gives every class the same probability.
+
+    The loss is ln K (as :func:`check_chance_loss` checks); top-1 accuracy is 100/K %, and top-5 accuracy
+    100·min(5, K)/K %: with fewer than five classes the five guesses cover them all. Tried for K = 10, 2 and 1000.
+    """
+    __tracebackhide__ = True
+    results = {}
+    for k in (10, 2, 1000):
+        what = f"your function on num_classes={k}"
+        with calling(what):
+            got = fn(k)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise ExerciseError(f"{what} returns {got!r:.80}: return three numbers, (loss, top1, top5)")
+        loss, top1, top5 = (as_number(value, what) for value in got)
+        if not math.isclose(loss, math.log(k), rel_tol=1e-5, abs_tol=1e-6):
+            slip = next((text for value, text in _chance_loss_slips(k).items() if math.isclose(loss, value)), "")
+            raise ExerciseError(
+                f"for {k} classes your chance loss is {loss:.4g}, expected ln {k} = {math.log(k):.4f}"
+                + (f": {slip}." if slip else ".")
+            )
+        for top, value in ((1, top1), (5, top5)):
+            want = 100 * min(top, k) / k
+            if not math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-6):
+                slip = _chance_accuracy_slip(value, k, top)
+                raise ExerciseError(
+                    f"for {k} classes your top-{top} accuracy is {value:.4g} %, expected {want:.4g} %"
+                    + (f": {slip}." if slip else ".")
+                )
+        results[k] = (loss, top1, top5)
+    return passed(
+        f"Your chance level: {results[10][0]:.3f} loss, {results[10][1]:g} % top-1, {results[10][2]:g} % top-5 for 10 "
+        f"classes; {results[1000][0]:.3f}, {results[1000][1]:g} % and {results[1000][2]:g} % for ImageNet's 1000. "
+        "A run that sits there has learnt nothing."
+    )
