@@ -105,10 +105,13 @@ def test_tables45_verdicts_pair_methods_by_seed(tmp_path):
         }
         return {"result": {"test_scale": 37, "multi_scales": [32, 37, 42], "results": labels}}
 
-    seeds = [{"dense": 20 + s, "dense+flip": 19 + s, "multicrop": 21 - 2 * s, "dense+multicrop": 18} for s in range(3)]
+    seeds = [
+        {"center": 20, "dense": 20 + s, "dense+flip": 19 + s, "multicrop": 21 - 2 * s, "dense+multicrop": 18}
+        for s in range(3)
+    ]
     tested = {"runs": {"D": {str(s): record(e) for s, e in enumerate(seeds)}}}
     verdicts = gpu_report.tables45_verdicts(tested, "D")
-    assert "flips added to dense evaluation (§3.2), one scale: better in every seed" in verdicts
-    assert "50 crops against dense evaluation (§4.3), one scale: not separated" in verdicts
-    assert "three scales against one (§4.2), dense+flip: better in every seed" in verdicts
+    assert "flips, dense (§3.2): helps in every seed" in verdicts
+    assert "50 crops against dense, 1 scale: mixed" in verdicts
+    assert "3 scales against 1, dense (Table 4): helps in every seed" in verdicts
     assert gpu_report.tables45_verdicts(tested, "D", min_seeds=4)[0].startswith("D: not judged")

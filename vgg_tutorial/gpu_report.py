@@ -15,6 +15,7 @@ from vgg_tutorial.configs import PAPER_TABLE3, PAPER_WEIGHT_LAYERS
 from vgg_tutorial.experiments import PAPER_CELLS
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
+from vgg_tutorial.testing_study import COMPARISONS, comparison_verdict
 
 #: The command that makes every GPU result, from the repository's root.
 COMMAND = "python -m vgg_tutorial.gpu_results --out book/results/gpu --minutes 9"
@@ -226,37 +227,16 @@ def tables45_table(tables45: dict, cell: str) -> Table:
     return Table(["method", "seeds", "top-1 error (%)", "top-5 error (%)"], body, caption=caption)
 
 
-#: Tables 4 and 5's comparisons (§3.2, §4.2, §4.3): (better, worse, what it is about), labels without the scales.
-TABLES45_CLAIMS = (
-    ("dense+flip", "dense", "flips added to dense evaluation (§3.2)"),
-    ("multicrop", "dense+flip", "50 crops against dense evaluation (§4.3)"),
-    ("dense+multicrop", "multicrop", "dense and multi-crop together against multi-crop (§4.3)"),
-)
-
-
 def tables45_verdicts(tables45: dict, cell: str, min_seeds: int = MIN_SEEDS) -> list[str]:
-    """Per comparison of :data:`TABLES45_CLAIMS` and for several scales against one (§4.2): whether the better
+    """One line per comparison of chapter 9 (:data:`~vgg_tutorial.testing_study.COMPARISONS`): whether the first
     method has the lower top-1 error in every seed (paired by seed, one net tested both ways)."""
     records = [record["result"] for record in tables45["runs"][cell].values()]
-    single, multi = records[0]["test_scale"], records[0]["multi_scales"]
     if len(records) < min_seeds:
         return [f"{cell}: not judged ({len(records)} of the {min_seeds} seeds needed)"]
-
-    def label(method: str, scales) -> str:
-        return f"{method} Q={','.join(str(q) for q in scales)}"
-
-    def compare(better: str, worse: str) -> str:
-        pairs = [(r["results"][better]["top1_error"], r["results"][worse]["top1_error"]) for r in records]
-        if all(b < w for b, w in pairs):
-            return "better in every seed"
-        if all(b > w for b, w in pairs):
-            return "worse in every seed"
-        return "not separated"
-
-    lines = [
-        f"{about}, one scale: {compare(label(b, [single]), label(w, [single]))}" for b, w, about in TABLES45_CLAIMS
-    ]
-    for method in ("dense+flip", "multicrop"):
-        verdict = compare(label(method, multi), label(method, [single]))
-        lines.append(f"three scales against one (§4.2), {method}: {verdict}")
+    q, m = records[0]["test_scale"], ",".join(map(str, records[0]["multi_scales"]))
+    lines = []
+    for what, better, worse in COMPARISONS:
+        better, worse = better.format(q=q, m=m), worse.format(q=q, m=m)
+        gains = [r["results"][worse]["top1_error"] - r["results"][better]["top1_error"] for r in records]
+        lines.append(f"{what}: {comparison_verdict(gains)}")
     return lines
