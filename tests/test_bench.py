@@ -83,3 +83,13 @@ def test_results_files_are_checked_on_loading(smoke, tmp_path):
     (tmp_path / "other.json").write_text('{"schema": "something else"}')
     with pytest.raises(ValueError, match="schema"):
         load_results(tmp_path / "other.json")
+
+
+def test_results_table_has_a_row_per_timed_run(smoke):
+    _, results = smoke
+    from vgg_tutorial.bench import results_table
+
+    table = results_table(results["runs"], caption="smoke")
+    assert [row[1] for row in table.rows] == list(PIPELINES)
+    assert table.rows[0][2] == "fp32" and table.rows[1][2] == "bf16, channels-last"
+    assert all(row[0] == "A-BN 32 px" for row in table.rows)

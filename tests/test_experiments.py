@@ -64,3 +64,15 @@ def test_literal_variance_diverges_and_the_alexnet_reading_starts_at_chance():
     paper = init_study.probe("A", "paper", steps=1, batch_size=1)
     assert literal["logit_std"] > 1e3 and not literal["finite"]
     assert paper["finite"] and abs(paper["losses"][0] - math.log(1000)) < 0.01 and paper["signal_gain"] < 1e-6
+
+
+def test_comparison_table_puts_the_papers_table3_beside_the_committed_study():
+    from pathlib import Path
+
+    study = json.loads((Path(__file__).parent.parent / "book/results/08_does_depth_help/table3.json").read_text())
+    table = experiments.comparison_table(study)
+    rows = {row[0]: row for row in table.rows}
+    assert list(rows) == list(study["runs"])
+    assert rows["D"][1:5] == ["16", "256, 256", "27.0 / 8.8", "37, 37"]
+    assert rows["D, jittered"][2:5] == ["[256;512], 384", "25.6 / 8.1", "[37;74], 55"]
+    assert rows["linear"][3] == "—" and rows["E from A"][3] == "—"

@@ -32,7 +32,7 @@ def test_quick_study_trains_saves_and_tests_every_net_and_restarts_without_redoi
         both = run["results"][f"dense+multicrop Q={','.join(map(str, multi))}"]
         assert both["passes_per_image"] == 3 * 52
         assert 0 <= both["top5_error"] <= both["top1_error"] <= 100
-        assert f"center Q={single}" in testing_study.summary(results, cell)
+        assert f"center Q={single}" in [row[0] for row in testing_study.summary(results, cell).rows]
 
     def redo(*args, **kwargs):
         raise AssertionError("a finished net was trained or tested again")
@@ -109,12 +109,13 @@ def test_window_scores_agree_on_one_crop_and_differ_with_context():
 
 def test_comparison_table_puts_the_papers_rows_beside_the_miniatures(tmp_path):
     results = testing_study.run(tmp_path, seeds=1, setting=experiments.QUICK)
-    fixed = testing_study.comparison_table(results, "D").splitlines()
-    jittered = testing_study.comparison_table(results, "D, jittered").splitlines()
-    assert len(fixed) == len(jittered) == 1 + len(testing_study.ROWS)
-    assert "27.0 / 8.8" in fixed[2] and "dense+flip Q=37 " in fixed[2] and "26.6 / 8.6" in fixed[3]
-    assert fixed[4].split()[:3] == ["5", "multi-crop,", "3"] and " — " in fixed[4]  # not in the paper for fixed S
-    assert "24.4 / 7.2" in jittered[5] and "dense+multicrop Q=37,55,74" in jittered[5]
+    fixed = testing_study.comparison_table(results, "D").rows
+    jittered = testing_study.comparison_table(results, "D, jittered").rows
+    assert len(fixed) == len(jittered) == len(testing_study.ROWS)
+    assert fixed[1][2:4] == ["27.0 / 8.8", "dense+flip Q=37"] and fixed[2][2] == "26.6 / 8.6"
+    assert fixed[3][:3] == ["5", "multi-crop, 3 scales", "—"]  # not in the paper for fixed S
+    assert jittered[4][2:4] == ["24.4 / 7.2", "dense+multicrop Q=37,55,74"]
+    assert "27.0 / 8.8" in repr(testing_study.comparison_table(results, "D"))  # the text form, for the command line
     assert testing_study.paper_errors("D", "5", "multicrop") is None
 
 

@@ -46,6 +46,7 @@ from vgg_tutorial.configs import FC_WIDTHS, RECIPE, TORCHVISION_NAMES
 from vgg_tutorial.data import make_dataloaders
 from vgg_tutorial.engine import PRECISIONS, Engine, make_optimizer
 from vgg_tutorial.models import vgg
+from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import atomic_write_text, check_writable, machine
 from vgg_tutorial.synthetic import make_synthetic
 from vgg_tutorial.timing import peak_memory, reset_peak_memory, time_phases, time_steps
@@ -293,6 +294,26 @@ HEADER = (
     f"{'config':<8}{'px':>5} {'pipeline':<9}{'prec':<5}{'CL':<4}{'step ms':>9}{'img/s':>9}{'wait ms':>9}"
     f"{'peak MB':>9}{'MFU':>7}"
 )
+
+
+def results_table(rows: list[dict], caption: str = "") -> Table:
+    """The timed rows as a table for the book: settings, median step (10th–90th percentile), speed, waits, CPU."""
+    body = []
+    for row in rows:
+        settings = row["settings"]
+        step = settings["precision"] + (", channels-last" if settings["channels_last"] else "")
+        body.append(
+            [
+                row["config"] + ("-BN" if row["batch_norm"] else "") + f" {row['crop_size']} px",
+                row["pipeline"],
+                step + (", compiled" if settings["compile"] else ""),
+                f"{row['step_ms_median']:.1f} ({row['step_ms_p10']:.1f}–{row['step_ms_p90']:.1f})",
+                f"{row['images_per_s']:,.0f}",
+                f"{row['data_wait_ms_median']:.1f}",
+                f"{row['process_cpu_ms_median']:.1f}",
+            ]
+        )
+    return Table(["model", "pipeline", "step", "step ms (p10–p90)", "images/s", "wait ms", "CPU ms"], body, caption)
 
 
 def format_row(row: dict) -> str:

@@ -43,6 +43,7 @@ from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.failures import he_init, spread
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.models import init_from_a, vgg
+from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
 from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
@@ -269,27 +270,27 @@ def paper_row(cell: str) -> Table3Row | None:
     return next(row for row in PAPER_TABLE3 if (row.config, row.train_scale) == (config, scale))
 
 
-def comparison_table(results: dict) -> str:
+def comparison_table(results: dict) -> Table:
     """The paper's Table 3 beside the miniature: per cell, the paper's S, Q and errors, then ours (mean [min–max])."""
-    lines = [
-        f"{'cell':<15}{'layers':>6}  {'paper S':<10}{'Q':>4} {'top-1':>6} {'top-5':>6}   "
-        f"{'S':<8}{'Q':>3}  {'top-1 error (%)':<19} {'top-5 error (%)':<19}"
-    ]
+    rows = []
     for cell in results["runs"]:
         config, kind, _ = {name: rest for name, *rest in CELLS}[cell]
         row, e = paper_row(cell), errors(results, cell)
-        paper = (
-            f"{row.train_scale:<10}{row.test_scale:>4} {row.top1:>6} {row.top5:>6}"
-            if row
-            else f"{'':<10}{'':>4} {'—':>6} {'—':>6}"
-        )
         s, q = scales(kind)
         s_text = f"{s}" if isinstance(s, int) else f"[{s[0]};{s[1]}]"
-        layers = PAPER_WEIGHT_LAYERS.get(config, 1)
-        lines.append(
-            f"{cell:<15}{layers:>6}  {paper}   {s_text:<8}{q:>3}  {spread(e['top1']):<19} {spread(e['top5']):<19}"
+        rows.append(
+            [
+                cell,
+                str(PAPER_WEIGHT_LAYERS.get(config, 1)),
+                f"{row.train_scale}, {row.test_scale}" if row else "",
+                f"{row.top1} / {row.top5}" if row else "—",
+                f"{s_text}, {q}",
+                spread(e["top1"]),
+                spread(e["top5"]),
+            ]
         )
-    return "\n".join(lines)
+    header = ["cell", "layers", "paper S, Q", "paper top-1 / top-5", "S, Q", "top-1 error (%)", "top-5 error (%)"]
+    return Table(header, rows, caption="Table 3: the paper (ImageNet) beside the miniature (synthetic, CPU)")
 
 
 def plot_depth(results: dict, metric: str = "top1"):

@@ -38,6 +38,7 @@ from vgg_tutorial import experiments
 from vgg_tutorial.commands import report_errors, threads, whole
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
+from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
 from vgg_tutorial.studies import StudyError, load_weights, open_study, run_missing, save_weights
 from vgg_tutorial.transforms import IMAGENET_STD
@@ -168,21 +169,26 @@ def labels(results: dict, cell: str) -> list[str]:
     return list(next(iter(results["runs"][cell].values()))["results"])
 
 
-def summary(results: dict, cell: str) -> str:
-    """One line per protocol of ``cell``: top-1 and top-5 error as ``mean [min–max]`` over seeds, passes per image,
+def summary(results: dict, cell: str) -> Table:
+    """One row per protocol of ``cell``: top-1 and top-5 error as ``mean [min–max]`` over seeds, passes per image,
     forward MFLOPs per image and measured milliseconds per image (means over seeds)."""
-    head = f"{'method':<28}{'top-1 error (%)':<20}{'top-5 error (%)':<20}{'passes':>6}{'MFLOPs/img':>11}{'ms/img':>8}"
-    lines = [head]
+    rows = []
     runs = list(results["runs"][cell].values())
     for label in labels(results, cell):
-        rows = [run["results"][label] for run in runs]
-        ms = sum(1000 * row["seconds"] / row["images"] for row in rows) / len(rows)
-        lines.append(
-            f"{label:<28}{experiments.spread(errors(results, cell, label)):<20}"
-            f"{experiments.spread(errors(results, cell, label, 'top5')):<20}{rows[0]['passes_per_image']:>6}"
-            f"{rows[0]['forward_flops_per_image'] / 1e6:>11.1f}{ms:>8.2f}"
+        cells = [run["results"][label] for run in runs]
+        ms = sum(1000 * row["seconds"] / row["images"] for row in cells) / len(cells)
+        rows.append(
+            [
+                label,
+                experiments.spread(errors(results, cell, label)),
+                experiments.spread(errors(results, cell, label, "top5")),
+                str(cells[0]["passes_per_image"]),
+                f"{cells[0]['forward_flops_per_image'] / 1e6:.1f}",
+                f"{ms:.2f}",
+            ]
         )
-    return "\n".join(lines)
+    header = ["method", "top-1 error (%)", "top-5 error (%)", "passes", "MFLOPs/img", "ms/img"]
+    return Table(header, rows, caption=f"{cell}: every test method, {len(runs)} seeds")
 
 
 def better_in_every_seed(results: dict, cell: str, better: str, worse: str, metric: str = "top1") -> bool:
@@ -270,18 +276,19 @@ def paper_errors(cell: str, table: str, method: str) -> tuple[float, float] | No
     return (rows[0].top1, rows[0].top5) if rows else None
 
 
-def comparison_table(results: dict, cell: str) -> str:
+def comparison_table(results: dict, cell: str) -> Table:
     """The paper's Tables 3, 4 and 5 (configuration D) beside the miniature's ``cell``: per test method, the paper's
     top-1 / top-5 error and ours as ``mean [min–max]`` over seeds."""
     single, multi = test_scales(cell)
-    lines = [f"{'table':<6}{'test':<30}{'paper':>12}   {'ours':<28}{'top-1 error (%)':<20}{'top-5 error (%)':<20}"]
+    rows = []
     for table, test, method, several in ROWS:
         label = f"{method} Q={','.join(map(str, multi if several else (single,)))}"
         paper = paper_errors(cell, table, method)
         paper_text = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper else "—"
         top1, top5 = (experiments.spread(errors(results, cell, label, m)) for m in ("top1", "top5"))
-        lines.append(f"{table:<6}{test:<30}{paper_text:>12}   {label:<28}{top1:<20}{top5:<20}")
-    return "\n".join(lines)
+        rows.append([table, test, paper_text, label, top1, top5])
+    header = ["table", "test", "paper top-1 / top-5", "ours", "top-1 error (%)", "top-5 error (%)"]
+    return Table(header, rows, caption=f"The paper's D beside the miniature's {cell}")
 
 
 @torch.no_grad()
@@ -316,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     def study() -> None:
         results = run(args.out, seeds=args.seeds, setting=setting, command=command)
         for cell in CELLS:
-            print(f"{cell} ({len(results['runs'][cell])} seeds)\n{summary(results, cell)}\n")
-            print(comparison_table(results, cell) + "\n")
+            print(f"{cell} ({len(results['runs'][cell])} seeds)\n{summary(results, cell)!r}\n")
+            print(f"{comparison_table(results, cell)!r}\n")
 
     return report_errors(study)
 
