@@ -117,7 +117,7 @@ def resize(images: torch.Tensor, side: int) -> torch.Tensor:
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 images to floats: [0, 1], minus ImageNet's mean, divided by its std (the scale He's init assumes)."""
-    mean, std = (torch.tensor(v)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    mean, std = (torch.tensor(v, device=images.device)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
     return (images.float() / 255 - mean) / std
 
 

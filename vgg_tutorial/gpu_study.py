@@ -26,7 +26,7 @@ from vgg_tutorial.cluttered import render_cluttered
 from vgg_tutorial.configs import RECIPE
 from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
-from vgg_tutorial.experiments import CELLS, resize
+from vgg_tutorial.experiments import CELLS, normalise, resize
 from vgg_tutorial.failures import he_init
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.models import init_from_a, vgg
@@ -34,7 +34,7 @@ from vgg_tutorial.runs import atomic_save
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES
 from vgg_tutorial.testing_study import fold_std
 from vgg_tutorial.train import fit, make_scheduler
-from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vgg_tutorial.transforms import IMAGENET_STD
 from vgg_tutorial.views import evaluation_scales
 
 
@@ -92,13 +92,12 @@ def validation_batches(images: dict, kind: str, setting: Setting, batch_size: in
     training, in batches on the images' device."""
     q, _ = evaluation_scales(setting.crop, training_scales(kind, setting))
     val, labels = images["val"]
-    mean, std = (torch.tensor(v, device=val.device)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
     offset = (q - setting.crop) // 2
     batches = []
     for start in range(0, len(val), batch_size):
         window = slice(offset, offset + setting.crop)
         part = resize(val[start : start + batch_size], q)[..., window, window]
-        batches.append(((part.float() / 255 - mean) / std, labels[start : start + batch_size]))
+        batches.append((normalise(part), labels[start : start + batch_size]))
     return batches
 
 
