@@ -241,3 +241,56 @@ PAPER_TABLE5: tuple[Table5Row, ...] = (
     Table5Row("E", "multi-crop", 24.6, 7.4),
     Table5Row("E", "multi-crop & dense", 24.4, 7.1),
 )
+
+
+#: §4's data (ILSVRC-2012): 1000 classes; images per split. The test labels are held out: test-set errors come only
+#: from the challenge's server, so the paper chooses on the validation set and submits few test runs.
+ILSVRC_2012: dict[str, int] = {"classes": 1000, "train": 1_300_000, "val": 50_000, "test": 100_000}
+
+
+@dataclass(frozen=True)
+class Table6Row:
+    """One row of the paper's Table 6 (§4.4): nets combined by averaging their soft-max posteriors, each written
+    ``config/S`` as the paper writes them, the test method, top-1 and top-5 val error and top-5 test error (%)."""
+
+    nets: tuple[str, ...]
+    method: str
+    top1: float
+    top5: float
+    top5_test: float | None  #: ``None`` where the paper submitted no test run
+
+
+#: Table 6 of the paper: the ILSVRC-2014 submission (7 nets, dense) and the two best nets combined afterwards.
+PAPER_TABLE6: tuple[Table6Row, ...] = (
+    Table6Row(("D/256", "D/384", "D/[256;512]", "C/256", "C/384", "E/256", "E/384"), "dense", 24.7, 7.5, 7.3),
+    Table6Row(("D/[256;512]", "E/[256;512]"), "dense", 24.0, 7.1, 7.0),
+    Table6Row(("D/[256;512]", "E/[256;512]"), "multi-crop", 23.9, 7.2, None),
+    Table6Row(("D/[256;512]", "E/[256;512]"), "multi-crop & dense", 23.7, 6.8, 6.8),
+)
+
+
+@dataclass(frozen=True)
+class Table7Row:
+    """One row of the paper's Table 7 (§4.5): an ILSVRC entry, how many nets it combines, its top-5 test error (%)."""
+
+    entry: str
+    nets: int | None  #: ``None``: several, the paper does not say how many
+    top5_test: float
+
+
+#: Table 7 of the paper: comparison with the state of the art in ILSVRC classification (top-5 test error, the
+#: challenge's criterion; entries without outside training data). In ILSVRC-2014 GoogLeNet came first, VGG second.
+PAPER_TABLE7: tuple[Table7Row, ...] = (
+    Table7Row("VGG (post-submission)", 2, 6.8),
+    Table7Row("VGG (post-submission)", 1, 7.0),
+    Table7Row("VGG (ILSVRC-2014 submission)", 7, 7.3),
+    Table7Row("GoogLeNet", 1, 7.9),
+    Table7Row("GoogLeNet", 7, 6.7),
+    Table7Row("MSRA", 11, 8.1),
+    Table7Row("MSRA", 1, 9.1),
+    Table7Row("Clarifai", None, 11.7),
+    Table7Row("Clarifai", 1, 12.5),
+    Table7Row("Zeiler & Fergus", 6, 14.8),
+    Table7Row("OverFeat", 7, 13.6),
+    Table7Row("Krizhevsky et al.", 5, 16.4),
+)

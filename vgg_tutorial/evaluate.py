@@ -136,8 +136,10 @@ def evaluate(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     workers: int = 0,
+    keep_posteriors: bool = False,
 ) -> dict[str, dict]:
-    """Top-1 / top-5 error (%) and cost of ``model`` on ``dataset`` for every protocol of ``plan``, by label.
+    """Top-1 / top-5 error (%) and cost of ``model`` on ``dataset`` for every protocol of ``plan``, by label (with
+    the soft-max ``posterior`` N × classes and the ``targets`` when ``keep_posteriors``, for ensembles: §4.4).
 
     ``dataset`` yields ``(image, label)`` with the image untransformed (PIL or uint8 tensor, any size of at least
     ``crop_size``); ``crop_size`` is the training crop. Each view is computed once per scale, however many
@@ -170,10 +172,10 @@ def evaluate(
     probs = {key: torch.cat(value) for key, value in probs.items()}
     if not all(value.isfinite().all() for value in probs.values()):  # an error rate of NaN scores would be a lie
         raise ValueError("the model's outputs are not finite (NaN or infinite): there is no error rate to measure")
-    return {p.label: _result(p, probs, seconds, flops, targets) for p in plan}
+    return {p.label: _result(p, probs, seconds, flops, targets, keep_posteriors) for p in plan}
 
 
-def _result(protocol: Protocol, probs: dict, seconds: dict, flops: dict, targets: torch.Tensor) -> dict:
+def _result(protocol: Protocol, probs: dict, seconds: dict, flops: dict, targets: torch.Tensor, keep: bool) -> dict:
     """The row of ``protocol``: its posteriors averaged over scales, scored, and the cost of its views."""
     keys = [(view, q) for q in protocol.scales for view in VIEWS[protocol.method]]
     per_scale = [combine(protocol.method, {v: probs[(v, q)] for v in VIEWS[protocol.method]}) for q in protocol.scales]
@@ -189,7 +191,7 @@ def _result(protocol: Protocol, probs: dict, seconds: dict, flops: dict, targets
         "passes_per_image": sum(PASSES[view] for view, _ in keys),
         "seconds": sum(seconds[key] for key in keys),
         "images": n,
-    }
+    } | ({"posterior": posterior, "targets": targets} if keep else {})
 
 
 # ---------------------------------------------------------------------------------------------------------------

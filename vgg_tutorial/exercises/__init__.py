@@ -24,12 +24,14 @@ conversion by its scores, a training step by the parameters it leaves. One modul
 - :mod:`~vgg_tutorial.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_level`` (chapter 6) and
   ``check_chance_loss``;
 - :mod:`~vgg_tutorial.exercises.experiments`: ``check_separated`` (chapter 8), ``check_crop_grid`` (chapter 9),
-  ``check_shard`` (chapter 10).
+  ``check_shard`` (chapter 10);
+- :mod:`~vgg_tutorial.exercises.ensembles`: ``check_ensemble`` (chapter 12).
 """
 
 from vgg_tutorial.exercises.common import ExerciseError, as_number, passed, signature
 from vgg_tutorial.exercises.conversion import check_dense_conversion
 from vgg_tutorial.exercises.counting import check_param_count, check_receptive_field, check_training_flops
+from vgg_tutorial.exercises.ensembles import check_ensemble
 from vgg_tutorial.exercises.experiments import check_crop_grid, check_separated, check_shard
 from vgg_tutorial.exercises.layers import check_layer_builder
 from vgg_tutorial.exercises.training import check_chance_level, check_chance_loss, check_training_step
@@ -43,6 +45,7 @@ __all__ = [
     "check_chance_loss",
     "check_crop_grid",
     "check_dense_conversion",
+    "check_ensemble",
     "check_layer_builder",
     "check_param_count",
     "check_receptive_field",
