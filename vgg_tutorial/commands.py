@@ -131,3 +131,22 @@ def report_errors(program: Callable[[], int | None]) -> int:
         )
         return 1
     return 0 if status is None else status
+
+
+def study_parser(module: str, description: str | None, seeds: int = 3, quick: bool = True) -> argparse.ArgumentParser:
+    """The command line every study starts from: ``--seeds``, ``--threads`` and, with ``quick``, ``--quick`` (the
+    tests' tiny setting); the study adds its own options, then calls :func:`parse_study`."""
+    parser = argparse.ArgumentParser(prog=f"python -m vgg_tutorial.{module}", description=description)
+    parser.add_argument("--seeds", type=whole(1), default=seeds, help="seeds per cell (default: %(default)s)")
+    if quick:
+        parser.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
+    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
+    return parser
+
+
+def parse_study(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, str]:
+    """Parse a study's options, set torch's thread count, and return them with the command line as typed (what its
+    results file records)."""
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args, f"{parser.prog} " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -20,7 +20,6 @@ FILE`` keeps every entry in one JSON file and continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 
 from vgg_tutorial import experiments, testing_study
-from vgg_tutorial.commands import report_errors, threads, whole
+from vgg_tutorial.commands import parse_study, report_errors, study_parser
 from vgg_tutorial.configs import PAPER_TABLE6, PAPER_TABLE7
 from vgg_tutorial.ensembles import Member, combine, member_posteriors
 from vgg_tutorial.failures import spread
@@ -200,19 +199,14 @@ def paper_table7() -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.ensemble_study --out FILE``: Tables 6-7 in miniature, restartable."""
-    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.ensemble_study", description=main.__doc__)
+    parser = study_parser("ensemble_study", main.__doc__)
     parser.add_argument("--out", required=True, help="results JSON; the entries it holds are kept")
     parser.add_argument(
         "--nets",
         default="book/results/09_testing_like_the_paper",
         help="folder of chapter 9's trained nets (python -m vgg_tutorial.testing_study trains them)",
     )
-    parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="the tiny setting of the tests (nets trained --quick)")
-    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python -m vgg_tutorial.ensemble_study " + " ".join(argv if argv is not None else sys.argv[1:])
+    args, command = parse_study(parser, argv)
     setting = experiments.QUICK if args.quick else experiments.FULL
 
     def study() -> None:

@@ -25,7 +25,6 @@ where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -37,7 +36,7 @@ from torch import nn
 from torch.nn import functional as TF
 from torch.utils.data import DataLoader, TensorDataset
 
-from vgg_tutorial.commands import report_errors, threads, whole
+from vgg_tutorial.commands import parse_study, report_errors, study_parser, whole
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_WEIGHT_LAYERS, RECIPE, Table3Row
 from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.failures import he_init, spread
@@ -339,18 +338,13 @@ def plot_depth(results: dict, metric: str = "top1"):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.experiments table3 --out FILE``: Table 3 in miniature, restartable."""
-    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.experiments", description=main.__doc__)
+    parser = study_parser("experiments", main.__doc__)
     parser.add_argument("study", choices=["table3"])
     parser.add_argument("--out", required=True, help="results file (JSON); runs it already holds are skipped")
-    parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
-    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
     names = [cell for cell, *_ in CELLS]
     parser.add_argument("--cells", nargs="+", choices=names, metavar="CELL", help=f"only these cells of {names}")
     parser.add_argument("--epochs", type=whole(1), help=f"epochs per net (default: {FULL.epochs})")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python -m vgg_tutorial.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
+    args, command = parse_study(parser, argv)
 
     def study() -> None:
         setting = QUICK if args.quick else FULL

@@ -10,7 +10,6 @@ change.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vgg_tutorial.commands import report_errors, threads, whole
+from vgg_tutorial.commands import parse_study, report_errors, study_parser, whole
 from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.loaders import host_loader
 from vgg_tutorial.models import vgg
@@ -258,14 +257,10 @@ def study(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.failures --out FILE``: the chapter's study, restartable."""
-    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.failures", description=main.__doc__)
+    parser = study_parser("failures", main.__doc__, seeds=5, quick=False)
     parser.add_argument("--out", required=True, help="results file (JSON); runs it already holds are skipped")
-    parser.add_argument("--seeds", type=whole(1), default=5, help="seeds per experiment (default: %(default)s)")
     parser.add_argument("--epochs", type=whole(1), default=STUDY_EPOCHS, help="epochs per run (default: %(default)s)")
-    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python -m vgg_tutorial.failures " + " ".join(argv if argv is not None else sys.argv[1:])
+    args, command = parse_study(parser, argv)
 
     def run() -> None:
         results = study(args.out, seeds=args.seeds, epochs=args.epochs, command=command)

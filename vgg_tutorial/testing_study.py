@@ -24,7 +24,6 @@ is linear in each input channel, and zero padding stays zero after the division.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import time
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 from vgg_tutorial import experiments
-from vgg_tutorial.commands import report_errors, threads, whole
+from vgg_tutorial.commands import parse_study, report_errors, study_parser
 from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
 from vgg_tutorial.paper import Table
@@ -310,14 +309,9 @@ def window_scores(net: nn.Module, image: torch.Tensor, crop_size: int = experime
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.testing_study --out FOLDER``: Tables 4 and 5 in miniature, restartable."""
-    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.testing_study", description=main.__doc__)
+    parser = study_parser("testing_study", main.__doc__)
     parser.add_argument("--out", required=True, help="folder for the weights and results.json; what it holds is kept")
-    parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
-    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python -m vgg_tutorial.testing_study " + " ".join(argv if argv is not None else sys.argv[1:])
+    args, command = parse_study(parser, argv)
     setting = experiments.QUICK if args.quick else experiments.FULL
 
     def study() -> None:
