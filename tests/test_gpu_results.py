@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from vgg_tutorial import cluttered, gpu_results, gpu_study
+from vgg_tutorial import cluttered, ensemble_study, gpu_results, gpu_study
 from vgg_tutorial.experiments import CELLS
 
 PARTS_FILES = {f"{part}.json" for part in gpu_results.PARTS}
@@ -38,6 +38,10 @@ def test_quick_runs_every_part_and_writes_one_file_each(quick):
     tested = gpu_results.load_part(out, "tables45")["runs"]
     assert set(tested) == set(gpu_study.TESTED)
     assert "dense+multicrop Q=37,55,74" in tested["D, jittered"]["0"]["result"]["results"]
+    combined = gpu_results.load_part(out, "ensembles")["runs"]["Tables 6-7"]["0"]["result"]
+    members = {"D, 3 seeds": ["D seed 0"], "all 6 nets": ["D seed 0", "D, jittered seed 0"]}  # one seed in --quick
+    assert {name: entry["0"]["members"] for name, entry in combined["runs"].items() if name in members} == members
+    assert len(ensemble_study.table(combined, "test").rows) == len(combined["runs"])
     vgg16 = gpu_results.load_part(out, "vgg16")["runs"]
     assert set(vgg16) == set(gpu_results.VGG16) | {f"{name}, tested" for name in gpu_results.VGG16}
     run = vgg16["VGG-16-BN"]["0"]["result"]
@@ -97,10 +101,12 @@ def test_without_a_gpu_it_says_so_unless_quick_or_plan(tmp_path, capsys):
     assert "an H200" in capsys.readouterr().out
 
 
-def test_the_full_plan_fits_three_leases_of_eleven_minutes(tmp_path):
+def test_the_full_plan_fits_four_leases_of_nine_minutes(tmp_path):
     args = gpu_results.parser().parse_args(["--out", str(tmp_path), "--device", "cpu"])
     runs = gpu_results.plan(args, tmp_path, "command")
-    assert sum(run.estimate_s for run in runs) <= 3 * 11 * 60
+    assert sum(run.estimate_s for run in runs) <= 4 * 9 * 60
+    ensembles = [run for run in runs if run.part == "ensembles"]
+    assert runs[-1:] == ensembles and ensembles[0].estimate() <= 9 * 60  # last, within one lease even if retraining
     assert [run.part for run in runs[:2]] == ["speed", "speed"]
     per_seed = [sum(r.estimate_s for r in runs if r.part == "table3" and r.seed == s) for s in range(gpu_results.SEEDS)]
     assert max(per_seed) <= 4 * 60  # one seed of every Table 3 cell within four minutes on an H200

@@ -20,6 +20,7 @@ FILE`` keeps every entry in one JSON file and continues where it stopped.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -78,25 +79,24 @@ def run(
     results = open_study(path, settings, "ensemble_study")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     datasets = {"val": testing_study.validation_images(setting), "test": test_images(setting)}
-    tested: dict[tuple[str, int, str], dict] = {}  # each net's posteriors, computed once per split
 
+    @functools.cache  # each net's posteriors, computed once per split
     def posteriors(cell: str, seed: int, split: str) -> dict:
-        if (cell, seed, split) not in tested:
-            path = testing_study.weights_path(nets, cell, seed)
-            net, _ = testing_study.load_net(path, {"cell": cell, "seed": seed, "setting": asdict(setting)})
-            scale, multi = testing_study.test_scales(cell)
-            member = Member(f"{cell} seed {seed}", testing_study.fold_std(net), experiments.CROP, scale, multi)
-            tested[cell, seed, split] = member_posteriors(member, datasets[split], METHODS)
-        return tested[cell, seed, split]
+        path = testing_study.weights_path(nets, cell, seed)
+        net, _ = testing_study.load_net(path, {"cell": cell, "seed": seed, "setting": asdict(setting)})
+        scale, multi = testing_study.test_scales(cell)
+        member = Member(f"{cell} seed {seed}", testing_study.fold_std(net), experiments.CROP, scale, multi)
+        return member_posteriors(member, datasets[split], METHODS)
 
     members = {(name, seed): parts for name, seed, parts in entries(seeds)}
+    return run_missing(path, results, list(members), lambda name, seed: score_entry(members[name, seed], posteriors))
 
-    def run_entry(name: str, seed: int) -> dict:
-        parts = members[name, seed]
-        scored = {split: combine([posteriors(cell, s, split) for cell, s in parts]) for split in SPLITS}
-        return {"members": [f"{cell} seed {s}" for cell, s in parts], **scored}
 
-    return run_missing(path, results, list(members), run_entry)
+def score_entry(parts: list[tuple[str, int]], posteriors) -> dict:
+    """One entry: the nets ``parts`` (cell, seed) combined on both splits; ``posteriors(cell, seed, split)`` gives a
+    net's posteriors (what :func:`~vgg_tutorial.ensembles.member_posteriors` returns)."""
+    scored = {split: combine([posteriors(cell, s, split) for cell, s in parts]) for split in SPLITS}
+    return {"members": [f"{cell} seed {s}" for cell, s in parts], **scored}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,9 +114,9 @@ def protocol(method: str) -> str:
     return f"{method}, several scales"
 
 
-def table(results: dict, split: str = "val") -> Table:
+def table(results: dict, split: str = "val", nets: str = "Chapter 9's D nets") -> Table:
     """Table 6 in miniature: one row per entry, top-1 error (%) of each method at several scales as
-    ``mean [min–max]`` over the entry's seeds."""
+    ``mean [min–max]`` over the entry's seeds; ``nets`` says whose nets in the caption."""
     rows = []
     for name, runs in results["runs"].items():
         nets = len(next(iter(runs.values()))["members"])
@@ -124,7 +124,7 @@ def table(results: dict, split: str = "val") -> Table:
         rows.append([name, str(nets), str(len(runs)), *cells])
     header = ["entry", "nets", "seeds", *(f"{testing_study.TABLE5_METHODS[m]}, top-1 (%)" for m in METHODS)]
     where = "validation images" if split == "val" else "held-out test images"
-    return Table(header, rows, caption=f"Chapter 9's D nets alone and combined, {where}, several scales")
+    return Table(header, rows, caption=f"{nets} alone and combined, {where}, several scales")
 
 
 def pair_gains(results: dict, method: str, split: str = "val") -> list[float]:

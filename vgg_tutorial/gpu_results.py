@@ -11,7 +11,8 @@ is cut into *runs*, each small enough to finish inside a lease, grouped in four 
    SGD) on the synthetic dataset at Imagenette's size, with batch norm and plain (Glorot's start, the paper's note
    to §3.1), then tested with :mod:`vgg_tutorial.evaluate`;
 3. ``table3.json``: Table 3 at a real size (:mod:`vgg_tutorial.gpu_study`), every cell, three seeds;
-4. ``tables45.json``: Tables 4 and 5: every test method on the D nets of part 3, in the lease that trained them.
+4. ``tables45.json``: Tables 4 and 5: every test method on the D nets of part 3, in the lease that trained them;
+5. ``ensembles.json``: Tables 6 and 7: those D nets alone and combined, on validation and held-out test images.
 
 Each finished run is written at once (atomically) with the machine, the versions, the command and its wall-clock
 time; runs already in ``DIR`` are skipped, so the next lease continues where the last one stopped. ``--minutes N``
@@ -45,7 +46,7 @@ from vgg_tutorial.settings import TrainConfig
 from vgg_tutorial.train import train
 
 SCHEMA = "vgg_tutorial.gpu_results/1"
-PARTS = ("speed", "vgg16", "table3", "tables45")
+PARTS = ("speed", "vgg16", "table3", "tables45", "ensembles")
 SEEDS = 3
 
 #: Training images/s of VGG-16 with and without batch norm at 224 px, batch 256, bf16, eager, on a fixed batch, as
@@ -220,12 +221,13 @@ def vgg16_runs(args, work: Path, command: str) -> list[Run]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Parts 3 and 4: Tables 3, 4 and 5 at a real size
+# Parts 3 to 5: Tables 3 to 7 at a real size
 # ---------------------------------------------------------------------------------------------------------------
 
 
 def study_runs(args, work: Path) -> list[Run]:
-    """Parts 3 and 4, seed by seed: all cells of a seed, then the tests of its D nets (kept only for this lease)."""
+    """Parts 3 to 5, seed by seed: all cells of a seed, then the tests of its D nets (kept only for this lease); then
+    the D nets of all seeds combined."""
     study = gpu_study.Study(args.quick, args.device, work)
     runs = []
     for seed in range(1 if args.quick else SEEDS):
@@ -239,6 +241,11 @@ def study_runs(args, work: Path) -> list[Run]:
             action = lambda c=cell, s=seed: study.tables45(c, s)  # noqa: E731
             retrain = lambda c=cell, s=seed: study.retraining(c, s, args.quick)  # noqa: E731
             runs.append(Run("tables45", cell, seed, evaluation, action, retrain))
+    seeds = 1 if args.quick else SEEDS
+    nets = [(cell, seed) for cell in gpu_study.TESTED for seed in range(seeds)]
+    testing = 2 if args.quick else 2 * len(nets) * gpu_study.ENSEMBLE_S  # each net on two splits
+    retrain = lambda: sum(study.retraining(c, s, args.quick) for c, s in nets)  # noqa: E731
+    runs.append(Run("ensembles", "Tables 6-7", 0, testing, lambda: study.ensembles(seeds), retrain))
     runs[0].estimate_s += 0 if args.quick else 10  # rendering the images
     return runs
 
@@ -252,15 +259,16 @@ DESCRIPTIONS = {
     "vgg16": "python -m vgg_tutorial.train and evaluate: VGG-16 at 224 px on the synthetic set at Imagenette's size",
     "table3": "vgg_tutorial.gpu_study: Table 3's cells at full width, 112 px crops, the cluttered synthetic task",
     "tables45": "vgg_tutorial.gpu_study.test_net: every test method on part 3's D nets (Tables 4 and 5)",
+    "ensembles": "vgg_tutorial.gpu_study.Study.ensembles: part 3's D nets alone and combined (Tables 6 and 7)",
 }
 
 
 def part_settings(part: str, args) -> dict:
     """What a part's results depend on besides the seed: a file made with other settings is not continued."""
     quick = bool(args.quick)
-    if part in ("table3", "tables45"):
+    if part in ("table3", "tables45", "ensembles"):
         setting = asdict(gpu_study.QUICK if quick else gpu_study.FULL)
-        tested = {"tested_images": None if quick else gpu_study.TESTED_IMAGES} if part == "tables45" else {}
+        tested = {"tested_images": None if quick else gpu_study.TESTED_IMAGES} if part != "table3" else {}
         return {"quick": quick, "setting": setting, "task": cluttered.task(), **tested}
     if part == "vgg16":
         return {"quick": quick, "epochs": 1 if quick else VGG16_EPOCHS, "multicrop_images_per_class": MULTICROP_IMAGES}
@@ -309,6 +317,7 @@ def plan(args, work: Path, command: str) -> list[Run]:
     first = sum(1 for name, *_ in SPEED[:SPEED_FIRST] if any(run.name == name for run in runs["speed"]))
     ordered = runs["speed"][:first] + runs["vgg16"] + runs["speed"][first:]  # VGG-16's speed, then VGG-16 trained
     ordered += sorted(runs["table3"] + runs["tables45"], key=lambda run: run.seed)  # each seed's D nets tested at once
+    ordered += runs["ensembles"]  # the D nets of all seeds
     return [run for run in ordered if run.part in args.parts]
 
 

@@ -10,11 +10,13 @@ set: fewer images and epochs, He et al.'s start for the plain nets (as in the mi
 
 Tables 4 and 5 (:func:`test_net`) then test the D nets of each seed with every method of
 :mod:`vgg_tutorial.evaluate`, at one test scale and at three, on the validation images: at full width the weights
-are too large to keep (0.5 GB each), so they are tested in the run that trained them.
+are too large to keep (0.5 GB each), so they are tested in the lease that trained them. Tables 6 and 7
+(:meth:`Study.ensembles`) combine the D nets of all seeds, on the validation images and on held-out test images.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +27,10 @@ from torch import nn
 from vgg_tutorial.cluttered import render_cluttered
 from vgg_tutorial.configs import RECIPE
 from vgg_tutorial.engine import Engine, make_optimizer
+from vgg_tutorial.ensemble_study import METHODS as ENSEMBLE_METHODS
+from vgg_tutorial.ensemble_study import TEST_DATA_SEED, score_entry
+from vgg_tutorial.ensemble_study import entries as ensemble_entries
+from vgg_tutorial.ensembles import Member, member_posteriors
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
 from vgg_tutorial.experiments import CELLS, normalise, resize
 from vgg_tutorial.failures import he_init
@@ -224,6 +230,8 @@ H200_TABLE3_IMAGES = 7 * 10_000
 #: Validation images Tables 4 and 5 test each D net on (the first of the split; its labels cycle through the
 #: classes), and the seconds that takes on an H200 (an estimate: not measured yet).
 TESTED_IMAGES, TESTED_S = 1000, 40
+#: Seconds to test one D net with Table 6's three methods on those images (an estimate, as TESTED_S).
+ENSEMBLE_S = 20
 
 
 class Study:
@@ -266,6 +274,28 @@ class Study:
         limit = None if self.quick else TESTED_IMAGES
         tested = test_net(net, self.images(), cell, self.setting, self.device, limit)
         return {"training": history[-1], **tested}
+
+    def ensembles(self, seeds: int) -> dict:
+        """Tables 6 and 7 at a real size: the D nets of every seed (kept by part 4's runs, or trained again) tested
+        on the validation images and on held-out test images (another data seed), alone and combined, as
+        :mod:`vgg_tutorial.ensemble_study` combines chapter 9's nets; the results in its format."""
+        limit = None if self.quick else TESTED_IMAGES
+        size, per_class = self.setting.scale_max, self.setting.val_per_class
+        held_out = render_cluttered(
+            "val", image_size=size, per_class=per_class, seed=TEST_DATA_SEED, device=self.device
+        )
+        splits = {"val": self.images()["val"], "test": held_out}
+        datasets = {split: list(zip(x[:limit].cpu(), y[:limit].tolist())) for split, (x, y) in splits.items()}
+
+        @functools.cache
+        def posteriors(cell: str, seed: int, split: str) -> dict:
+            single, multi = evaluation_scales(self.setting.crop, training_scales(cell_spec(cell)[1], self.setting))
+            net = fold_std(self.net(cell, seed, keep=True)[0]).float().eval()
+            member = Member(f"{cell} seed {seed}", net, self.setting.crop, single, multi)
+            return member_posteriors(member, datasets[split], ENSEMBLE_METHODS, device=self.device)
+
+        todo = ensemble_entries(seeds)
+        return {"runs": {name: {str(seed): score_entry(parts, posteriors)} for name, seed, parts in todo}}
 
     def retraining(self, cell: str, seed: int, quick: bool) -> float:
         """Seconds to train ``cell`` again if no earlier run of this lease kept it."""
