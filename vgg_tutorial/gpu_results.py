@@ -1,7 +1,7 @@
 """Every GPU result the book shows, in one restartable command: ``python -m vgg_tutorial.gpu_results --out DIR``.
 
 GPU time is short and rare here: a lease of about ten minutes on one H200, the machine bare each time. So the work
-is cut into *runs*, each small enough to finish inside a lease, grouped in four *parts* (one JSON file each in
+is cut into *runs*, each small enough to finish inside a lease, grouped in five *parts* (one JSON file each in
 ``DIR``), most valuable first:
 
 1. ``speed.json``: :mod:`vgg_tutorial.bench` for VGG-16 plain and with batch norm, its four input pipelines, eager
