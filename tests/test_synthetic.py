@@ -95,7 +95,9 @@ def test_in_memory_dataset_items_and_transform():
 def test_make_synthetic_writes_imagenette_layout(tmp_path):
     folder = make_synthetic(tmp_path, image_size=24, train_per_class=2, val_per_class=1)
     assert folder == tmp_path / "synthetic-24px-2+1-seed0-q90"  # every setting that shapes the images
-    assert sorted(p.name for p in folder.iterdir()) == sorted([MARKER, "train", "val"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [MARKER, "boxes-train.csv", "boxes-val.csv", "train", "val"]
+    )
     for split, per_class in (("train", 2), ("val", 1)):
         assert sorted(p.name for p in (folder / split).iterdir()) == list(SYNTHETIC_WNIDS)
         for wnid in SYNTHETIC_WNIDS:

@@ -294,3 +294,64 @@ PAPER_TABLE7: tuple[Table7Row, ...] = (
     Table7Row("OverFeat", 7, 13.6),
     Table7Row("Krizhevsky et al.", 5, 16.4),
 )
+
+
+# Localisation (Appendix A): Tables 8, 9 and 10 of the paper.
+
+
+@dataclass(frozen=True)
+class Table8Row:
+    """One row of the paper's Table 8 (Appendix A.2): which layers were fine-tuned, the regression type (SCR: one
+    box for all classes; PCR: one box per class) and the localisation error (%) on ILSVRC's validation set with the
+    simplified protocol: one central crop, the box of the *ground-truth* class, right at IoU > 0.5."""
+
+    fine_tuned: str  #: "1st and 2nd FC" or "all", as the paper prints it
+    regression: str  #: "SCR" or "PCR"
+    error: float
+
+
+#: Table 8 of the paper (configuration D, S = 384). The paper reports no SCR row for fine-tuning all layers.
+PAPER_TABLE8: tuple[Table8Row, ...] = (
+    Table8Row("1st and 2nd FC", "SCR", 36.4),
+    Table8Row("1st and 2nd FC", "PCR", 34.3),
+    Table8Row("all", "PCR", 33.1),
+)
+
+
+@dataclass(frozen=True)
+class Table9Row:
+    """One row of the paper's Table 9 (Appendix A.2): PCR, all layers fine-tuned, applied densely to the whole
+    image with the top-5 predicted classes; training and test scales, top-5 localisation error (%) on val and
+    test (``None`` where the paper gives none)."""
+
+    train_scale: str
+    test_scale: str
+    val: float
+    test: float | None
+
+
+#: Table 9 of the paper: the fully-fledged protocol; "fusion" combines the S = 256 and S = 384 nets.
+PAPER_TABLE9: tuple[Table9Row, ...] = (
+    Table9Row("256", "256", 29.5, None),
+    Table9Row("384", "384", 28.2, 26.7),
+    Table9Row("384", "352,384", 27.5, None),
+    Table9Row("fusion: 256/256 and 384/352,384", "", 26.9, 25.3),
+)
+
+
+@dataclass(frozen=True)
+class Table10Row:
+    """One row of the paper's Table 10: an ILSVRC localisation entry, top-5 val and test error (%)."""
+
+    entry: str
+    val: float | None
+    test: float
+
+
+#: Table 10 of the paper: the state of the art in ILSVRC localisation. VGG won ILSVRC-2014's localisation task.
+PAPER_TABLE10: tuple[Table10Row, ...] = (
+    Table10Row("VGG", 26.9, 25.3),
+    Table10Row("GoogLeNet", None, 26.7),
+    Table10Row("OverFeat", 30.0, 29.9),
+    Table10Row("Krizhevsky et al.", None, 34.2),
+)

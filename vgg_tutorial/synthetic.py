@@ -10,7 +10,8 @@ learn local patterns (edges, corners, stripes) and combine them, which is what V
 The images are written as JPEGs in Imagenette's folder layout, ``<root>/<name>/{train,val}/<wnid>/*.JPEG``, the
 name holding every setting that shapes them (:func:`synthetic_dir`), using Imagenette's ten WordNet ids as folder
 names, so the same loader reads both datasets and class ``i`` sits in the same folder in both.
-:class:`SyntheticShapes` holds the same images in memory, without the JPEG round trip.
+:class:`SyntheticShapes` holds the same images in memory, without the JPEG round trip. Each object's bounding box
+(Appendix A) follows from its drawn parameters (:mod:`vgg_tutorial.boxes`): ``boxes-<split>.csv`` in the folder.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ except ImportError:  # pragma: no cover - Windows
 
 import torch
 from torch.utils.data import Dataset
+
+from vgg_tutorial.boxes import boxes_file, object_boxes, write_boxes
 
 #: The ten classes, in label order. Rotation-free classes (the two bars) keep their orientation: they are told apart
 #: only by it. A horizontal flip maps every class to itself, so the paper's flip augmentation (§3.1) is label-safe.
@@ -192,13 +195,24 @@ def paint(image: torch.Tensor, labels: torch.Tensor, params: dict[str, torch.Ten
         image[idx] = image[idx] * (1 - coverage) + colour * coverage
 
 
+def _split_params(split: str, per_class: int, seed: int, radius: tuple[float, float]):
+    """The split's generator, labels and parameters, drawn before any pixel (so the boxes need no rendering)."""
+    gen = torch.Generator().manual_seed(_split_seed(seed, _check_split(split)))
+    labels = torch.arange(per_class * len(SYNTHETIC_CLASSES)) % len(SYNTHETIC_CLASSES)
+    return gen, labels, _draw_params(labels, gen, radius)
+
+
+def render_boxes(split: str = "train", *, image_size: int = 64, per_class: int = 100, seed: int = 0, radius=RADIUS):
+    """The object's box (N×4, ``x0, y0, x1, y1`` in pixels) in each image :func:`render_split` draws from the same
+    arguments, and the labels."""
+    _, labels, params = _split_params(split, per_class, seed, radius)
+    return object_boxes(labels, params, image_size), labels
+
+
 def _render_chunks(split: str, image_size: int, per_class: int, seed: int, radius: tuple[float, float] = RADIUS):
     """Yield ``(first_index, images, labels)`` of the split, ``_CHUNK`` images at a time (uint8, N×3×H×W)."""
-    gen = torch.Generator().manual_seed(_split_seed(seed, _check_split(split)))
-    n = per_class * len(SYNTHETIC_CLASSES)
-    labels = torch.arange(n) % len(SYNTHETIC_CLASSES)
-    params = _draw_params(labels, gen, radius)
-    for start in range(0, n, _CHUNK):
+    gen, labels, params = _split_params(split, per_class, seed, radius)
+    for start in range(0, len(labels), _CHUNK):
         part = slice(start, start + _CHUNK)
         chunk = _render(labels[part], {k: p[part] for k, p in params.items()}, image_size, gen)
         yield start, chunk.mul_(255).round_().to(torch.uint8), labels[part]
@@ -244,7 +258,7 @@ class SyntheticShapes(Dataset):
     """The synthetic split held in memory: the images :func:`make_synthetic` writes, without the JPEG round trip.
 
     Items are ``(image, label)`` with ``image`` a uint8 tensor 3×H×W (what ``torchvision.transforms.v2`` accepts, like
-    a PIL image), passed through ``transform`` when one is given.
+    a PIL image), passed through ``transform`` when one is given. ``boxes`` holds each untransformed image's box.
     """
 
     classes = list(SYNTHETIC_CLASSES)
@@ -254,6 +268,7 @@ class SyntheticShapes(Dataset):
     ) -> None:
         self.images, self.labels = render_split(split, image_size=image_size, per_class=per_class, seed=seed)
         self.targets = self.labels.tolist()
+        self.boxes = render_boxes(split, image_size=image_size, per_class=per_class, seed=seed)[0]
         self.transform = transform
 
     def __len__(self) -> int:
@@ -417,6 +432,9 @@ def make_synthetic(
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
             with _one_thread():
                 _write_split(folder / split, split, image_size, per_class, seed, quality)
+            boxes, labels = render_boxes(split, image_size=image_size, per_class=per_class, seed=seed)
+            names = [f"{split}_{i:05d}.JPEG" for i in range(len(labels))]  # as _write_split names them
+            write_boxes(boxes_file(folder, split), names, labels, boxes)
         (folder / MARKER).write_text(json.dumps(settings, indent=2) + "\n")
         (folder / MARKER).chmod(0o444)  # read-only: the folder's identity
         publish(folder, target)

@@ -26,6 +26,7 @@ conversion by its scores, a training step by the parameters it leaves. One modul
 - :mod:`~vgg_tutorial.exercises.experiments`: ``check_separated`` (chapter 8), ``check_crop_grid`` (chapter 9),
   ``check_shard`` (chapter 10);
 - :mod:`~vgg_tutorial.exercises.ensembles`: ``check_ensemble`` (chapter 12).
+- :mod:`~vgg_tutorial.exercises.localisation`: ``check_flipped_box`` (chapter 13).
 """
 
 from vgg_tutorial.exercises.common import ExerciseError, as_number, passed, signature
@@ -34,6 +35,7 @@ from vgg_tutorial.exercises.counting import check_param_count, check_receptive_f
 from vgg_tutorial.exercises.ensembles import check_ensemble
 from vgg_tutorial.exercises.experiments import check_crop_grid, check_separated, check_shard
 from vgg_tutorial.exercises.layers import check_layer_builder
+from vgg_tutorial.exercises.localisation import check_flipped_box
 from vgg_tutorial.exercises.training import check_chance_level, check_chance_loss, check_training_step
 from vgg_tutorial.exercises.vgg16 import VGG16_PARAMETERS, check_vgg16
 
@@ -46,6 +48,7 @@ __all__ = [
     "check_crop_grid",
     "check_dense_conversion",
     "check_ensemble",
+    "check_flipped_box",
     "check_layer_builder",
     "check_param_count",
     "check_receptive_field",
