@@ -18,7 +18,6 @@ vgg_tutorial.localisation_study --out FILE`` continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -28,7 +27,7 @@ import torch
 
 from vgg_tutorial import experiments, localisation, testing_study
 from vgg_tutorial.boxes import check_boxes, rescale
-from vgg_tutorial.commands import report_errors, threads, whole
+from vgg_tutorial.commands import parse_study, report_errors, study_parser
 from vgg_tutorial.configs import PAPER_TABLE8, PAPER_TABLE10
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
@@ -45,6 +44,8 @@ CELLS = (
 )
 #: The chapter 9 cell the localisation nets start from (the paper's D at a single scale, Appendix A.1).
 START = "D"
+#: Where chapter 9 keeps its trained nets (committed).
+NETS = "book/results/09_testing_like_the_paper"
 #: The fine-tuning learning rate.
 LR = experiments.LR / 5
 
@@ -184,19 +185,10 @@ def paper_table10() -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.localisation_study --out FILE``: Table 8 in miniature, restartable."""
-    parser = argparse.ArgumentParser(prog="python -m vgg_tutorial.localisation_study", description=main.__doc__)
+    parser = study_parser("localisation_study", main.__doc__)
     parser.add_argument("--out", required=True, help="results JSON; the runs it holds are kept")
-    parser.add_argument(
-        "--nets",
-        default="book/results/09_testing_like_the_paper",
-        help="folder of chapter 9's trained nets (python -m vgg_tutorial.testing_study trains them)",
-    )
-    parser.add_argument("--seeds", type=whole(1), default=3, help="seeds per cell (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="the tiny setting of the tests (nets trained --quick)")
-    parser.add_argument("--threads", type=threads, default=1, help="torch threads (default: %(default)s)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    command = "python -m vgg_tutorial.localisation_study " + " ".join(argv if argv is not None else sys.argv[1:])
+    parser.add_argument("--nets", default=NETS, help="folder of chapter 9's trained nets (testing_study trains them)")
+    args, command = parse_study(parser, argv)
     setting = experiments.QUICK if args.quick else experiments.FULL
 
     def study() -> None:
