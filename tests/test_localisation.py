@@ -194,3 +194,15 @@ def test_the_study_refuses_a_bad_seed_count(capsys):
     with pytest.raises(SystemExit):
         localisation_study.main(["--out", "x.json", "--seeds", "0"])
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_show_boxes_draws_one_box_per_image():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    images, box = torch.zeros(7, 3, 10, 10, dtype=torch.uint8), torch.tensor([[1.0, 2.0, 5.0, 6.0]] * 7)
+    axes = localisation_study.show_boxes(images, box, [str(i) for i in range(7)], columns=4)
+    assert axes.shape == (2, 4)
+    drawn = [ax for ax in axes.flat if ax.patches]
+    assert len(drawn) == 7 and all(len(ax.patches) == 2 for ax in drawn)  # outline and box
+    assert drawn[0].patches[1].get_xy() == (1.0, 2.0) and drawn[0].patches[1].get_width() == 4.0

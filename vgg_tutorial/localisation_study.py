@@ -28,7 +28,7 @@ import torch
 from vgg_tutorial import experiments, localisation, testing_study
 from vgg_tutorial.boxes import check_boxes, rescale
 from vgg_tutorial.commands import parse_study, report_errors, study_parser
-from vgg_tutorial.configs import PAPER_TABLE8, PAPER_TABLE10
+from vgg_tutorial.configs import PAPER_TABLE8, PAPER_TABLE9, PAPER_TABLE10
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
@@ -177,10 +177,38 @@ def comparison_table(results: dict) -> Table:
     return Table(header, rows, caption=caption)
 
 
+def paper_table9() -> Table:
+    """The paper's Table 9: PCR applied densely, the top-5 classes of the best classification system (%)."""
+    rows = [[r.train_scale, r.test_scale, f"{r.val}", "–" if r.test is None else f"{r.test}"] for r in PAPER_TABLE9]
+    header = ["train S", "test Q", "top-5 val", "top-5 test"]
+    return Table(header, rows, caption="The paper's Table 9: localisation error, dense application (ILSVRC)")
+
+
 def paper_table10() -> Table:
     """The paper's Table 10: ILSVRC localisation, top-5 error (%); VGG won ILSVRC-2014's localisation task."""
     rows = [[r.entry, "–" if r.val is None else f"{r.val}", f"{r.test}"] for r in PAPER_TABLE10]
     return Table(["entry", "top-5 val", "top-5 test"], rows, caption="The paper's Table 10: ILSVRC localisation")
+
+
+def show_boxes(images: torch.Tensor, boxes: torch.Tensor, titles: list[str], columns: int = 5):
+    """Images (uint8, N×3×H×W) in rows of ``columns`` with their boxes (white, outlined in black, to show on any
+    background). Returns the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= len(images):
+            continue
+        ax.imshow(images[k].permute(1, 2, 0).numpy(), extent=(0, images.shape[-1], images.shape[-2], 0))
+        x0, y0, x1, y1 = boxes[k].tolist()
+        for colour, width in (("black", 3.0), ("white", 1.5)):
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
+        ax.set_title(titles[k], fontsize=8)
+    fig.tight_layout()
+    return axes
 
 
 def main(argv: list[str] | None = None) -> int:
