@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as TF
 
 from vgg_tutorial import boxes as B
-from vgg_tutorial import synthetic
+from vgg_tutorial import cluttered, synthetic
 from vgg_tutorial.experiments import resize
 from vgg_tutorial.loaders import crop_and_flip
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_boxes, render_split
@@ -34,6 +34,20 @@ def test_each_class_box_fits_its_painted_object():
     for i in range(len(labels)):
         # Pixel centres inside the shape; the sharp tip of a triangle can fall between two centres (1.2 px).
         assert (mask_box(image[i, 0] > 0.5) - boxes[i]).abs().max() <= 1.5, (i, labels[i])
+
+
+def test_cluttered_boxes_fit_the_class_object_not_the_distractors():
+    labels = torch.arange(40) % len(SYNTHETIC_CLASSES)
+    gen = torch.Generator().manual_seed(cluttered.SEED_OFFSET + synthetic._split_seed(0, "val"))
+    layers = cluttered.draw_layers(labels, gen)
+    ones = torch.ones(len(labels), 3)
+    image = torch.zeros(len(labels), 3, 64, 64)
+    synthetic.paint(image, labels, dict(layers[cluttered.CLUTTER // 2][1], foreground=ones, second=ones))
+    boxes = cluttered.cluttered_boxes("val", image_size=64, per_class=4, seed=0)
+    for i in range(len(labels)):
+        assert (mask_box(image[i, 0] > 0.5) - boxes[i]).abs().max() <= 1.5, (i, labels[i])
+    distractors = B.object_boxes(*layers[0], 64)  # a smaller object drawn behind
+    assert (B.iou(distractors, boxes) < 0.5).all()
 
 
 def test_boxes_stay_inside_the_image_even_for_objects_past_its_border():

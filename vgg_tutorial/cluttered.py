@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from vgg_tutorial.boxes import object_boxes
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, _check_split, _draw_params, _split_seed, background, paint
 
 #: Smaller objects per image: the first half (rounded down) drawn behind the object, the rest in front of it.
@@ -85,3 +86,14 @@ def render_cluttered(
         image += NOISE * torch.randn(image.shape, generator=noise, device=device)
         images[part] = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return images, labels.to(device)
+
+
+def cluttered_boxes(
+    split: str = "train", *, image_size: int = 256, per_class: int = 100, seed: int = 0
+) -> torch.Tensor:
+    """The class object's box in every image of :func:`render_cluttered`'s split (the same draws): N×4, ``x0, y0,
+    x1, y1`` in pixel edges (:func:`vgg_tutorial.boxes.object_boxes`), on the CPU. Distractors in front may hide
+    part of the object; its box is the whole object's, as an annotator who sees through them would draw it."""
+    gen = torch.Generator().manual_seed(SEED_OFFSET + _split_seed(seed, _check_split(split)))
+    labels = torch.arange(per_class * len(SYNTHETIC_CLASSES)) % len(SYNTHETIC_CLASSES)
+    return object_boxes(labels, draw_layers(labels, gen)[CLUTTER // 2][1], image_size)

@@ -26,6 +26,13 @@ def not_measured(part: str) -> str:
     return f"{part}: not measured yet. On a GPU: {COMMAND} --parts {part}"
 
 
+def results_of(part: dict) -> dict:
+    """A part's runs as a CPU study's results file holds them, ``{"runs": {cell: {seed: result}}}``, for the study's
+    own tables."""
+    runs = part["runs"].items()
+    return {"runs": {name: {seed: record["result"] for seed, record in seeds.items()} for name, seeds in runs}}
+
+
 def describe(results: dict) -> str:
     """Where a results file was measured: GPU, PyTorch, and the command of its last run."""
     machine = results["machine"]

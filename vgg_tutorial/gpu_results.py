@@ -1,7 +1,7 @@
 """Every GPU result the book shows, in one restartable command: ``python -m vgg_tutorial.gpu_results --out DIR``.
 
 GPU time is short and rare here: a lease of about ten minutes on one H200, the machine bare each time. So the work
-is cut into *runs*, each small enough to finish inside a lease, grouped in five *parts* (one JSON file each in
+is cut into *runs*, each small enough to finish inside a lease, grouped in six *parts* (one JSON file each in
 ``DIR``), most valuable first:
 
 1. ``speed.json``: :mod:`vgg_tutorial.bench` for VGG-16 plain and with batch norm, its four input pipelines, eager
@@ -12,7 +12,8 @@ is cut into *runs*, each small enough to finish inside a lease, grouped in five 
    to §3.1), then tested with :mod:`vgg_tutorial.evaluate`;
 3. ``table3.json``: Table 3 at a real size (:mod:`vgg_tutorial.gpu_study`), every cell, three seeds;
 4. ``tables45.json``: Tables 4 and 5: every test method on the D nets of part 3, in the lease that trained them;
-5. ``ensembles.json``: Tables 6 and 7: those D nets alone and combined, on validation and held-out test images.
+5. ``localisation.json``: Table 8: those D nets fine-tuned to predict the class object's box (Appendix A);
+6. ``ensembles.json``: Tables 6 and 7: those D nets alone and combined, on validation and held-out test images.
 
 Each finished run is written at once (atomically) with the machine, the versions, the command and its wall-clock
 time; runs already in ``DIR`` are skipped, so the next lease continues where the last one stopped. ``--minutes N``
@@ -41,12 +42,13 @@ from vgg_tutorial.commands import device_name, report_errors
 from vgg_tutorial.engine import pick_device, progress
 from vgg_tutorial.evaluate import evaluate_checkpoint
 from vgg_tutorial.experiments import CELLS
+from vgg_tutorial.localisation_study import CELLS as LOCALISATION_CELLS
 from vgg_tutorial.runs import atomic_write_text, check_writable, machine
 from vgg_tutorial.settings import TrainConfig
 from vgg_tutorial.train import train
 
 SCHEMA = "vgg_tutorial.gpu_results/1"
-PARTS = ("speed", "vgg16", "table3", "tables45", "ensembles")
+PARTS = ("speed", "vgg16", "table3", "tables45", "localisation", "ensembles")
 SEEDS = 3
 
 #: Training images/s of VGG-16 with and without batch norm at 224 px, batch 256, bf16, eager, on a fixed batch, as
@@ -241,6 +243,10 @@ def study_runs(args, work: Path) -> list[Run]:
             action = lambda c=cell, s=seed: study.tables45(c, s)  # noqa: E731
             retrain = lambda c=cell, s=seed: study.retraining(c, s, args.quick)  # noqa: E731
             runs.append(Run("tables45", cell, seed, evaluation, action, retrain))
+        for cell, _, tuning in LOCALISATION_CELLS:
+            action = lambda c=cell, s=seed: study.localisation(c, s)  # noqa: E731
+            retrain = lambda s=seed: study.retraining("D", s, args.quick)  # noqa: E731
+            runs.append(Run("localisation", cell, seed, study.localisation_estimate(tuning), action, retrain))
     seeds = 1 if args.quick else SEEDS
     nets = [(cell, seed) for cell in gpu_study.TESTED for seed in range(seeds)]
     testing = 2 if args.quick else 2 * len(nets) * gpu_study.ENSEMBLE_S  # each net on two splits
@@ -259,6 +265,7 @@ DESCRIPTIONS = {
     "vgg16": "python -m vgg_tutorial.train and evaluate: VGG-16 at 224 px on the synthetic set at Imagenette's size",
     "table3": "vgg_tutorial.gpu_study: Table 3's cells at full width, 112 px crops, the cluttered synthetic task",
     "tables45": "vgg_tutorial.gpu_study.test_net: every test method on part 3's D nets (Tables 4 and 5)",
+    "localisation": "vgg_tutorial.gpu_study.Study.localisation: part 3's D nets fine-tuned for boxes (Table 8)",
     "ensembles": "vgg_tutorial.gpu_study.Study.ensembles: part 3's D nets alone and combined (Tables 6 and 7)",
 }
 
@@ -266,7 +273,7 @@ DESCRIPTIONS = {
 def part_settings(part: str, args) -> dict:
     """What a part's results depend on besides the seed: a file made with other settings is not continued."""
     quick = bool(args.quick)
-    if part in ("table3", "tables45", "ensembles"):
+    if part in ("table3", "tables45", "localisation", "ensembles"):
         setting = asdict(gpu_study.QUICK if quick else gpu_study.FULL)
         tested = {"tested_images": None if quick else gpu_study.TESTED_IMAGES} if part != "table3" else {}
         return {"quick": quick, "setting": setting, "task": cluttered.task(), **tested}
@@ -316,7 +323,8 @@ def plan(args, work: Path, command: str) -> list[Run]:
         runs.setdefault(run.part, []).append(run)
     first = sum(1 for name, *_ in SPEED[:SPEED_FIRST] if any(run.name == name for run in runs["speed"]))
     ordered = runs["speed"][:first] + runs["vgg16"] + runs["speed"][first:]  # VGG-16's speed, then VGG-16 trained
-    ordered += sorted(runs["table3"] + runs["tables45"], key=lambda run: run.seed)  # each seed's D nets tested at once
+    tested = runs["table3"] + runs["tables45"] + runs["localisation"]
+    ordered += sorted(tested, key=lambda run: run.seed)  # each seed's D nets tested and fine-tuned at once
     ordered += runs["ensembles"]  # the D nets of all seeds
     return [run for run in ordered if run.part in args.parts]
 

@@ -10,8 +10,9 @@ set: fewer images and epochs, He et al.'s start for the plain nets (as in the mi
 
 Tables 4 and 5 (:func:`test_net`) then test the D nets of each seed with every method of
 :mod:`vgg_tutorial.evaluate`, at one test scale and at three, on the validation images: at full width the weights
-are too large to keep (0.5 GB each), so they are tested in the lease that trained them. Tables 6 and 7
-(:meth:`Study.ensembles`) combine the D nets of all seeds, on the validation images and on held-out test images.
+are too large to keep (0.5 GB each), so they are tested in the lease that trained them. Table 8
+(:meth:`Study.localisation`) fine-tunes them for localisation, and Tables 6 and 7 (:meth:`Study.ensembles`) combine
+the D nets of all seeds, on the validation images and on held-out test images.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vgg_tutorial.cluttered import render_cluttered
+from vgg_tutorial.boxes import rescale
+from vgg_tutorial.cluttered import cluttered_boxes, render_cluttered
 from vgg_tutorial.configs import RECIPE
 from vgg_tutorial.engine import Engine, make_optimizer
 from vgg_tutorial.ensemble_study import METHODS as ENSEMBLE_METHODS
@@ -35,6 +37,9 @@ from vgg_tutorial.evaluate import METHODS, evaluate, protocols
 from vgg_tutorial.experiments import CELLS, normalise, resize
 from vgg_tutorial.failures import he_init
 from vgg_tutorial.loaders import DeviceLoader
+from vgg_tutorial.localisation import BoxScaler, fine_tune, localise, localiser
+from vgg_tutorial.localisation_study import CELLS as LOCALISATION_CELLS
+from vgg_tutorial.localisation_study import START as LOCALISATION_START
 from vgg_tutorial.models import init_from_a, vgg
 from vgg_tutorial.runs import atomic_save
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES
@@ -232,6 +237,8 @@ H200_TABLE3_IMAGES = 7 * 10_000
 TESTED_IMAGES, TESTED_S = 1000, 40
 #: Seconds to test one D net with Table 6's three methods on those images (an estimate, as TESTED_S).
 ENSEMBLE_S = 20
+#: Epochs of localisation fine-tuning (Table 8 at a real size), half the classification study's.
+LOCALISATION_EPOCHS = 6
 
 
 class Study:
@@ -296,6 +303,43 @@ class Study:
 
         todo = ensemble_entries(seeds)
         return {"runs": {name: {str(seed): score_entry(parts, posteriors)} for name, seed, parts in todo}}
+
+    def localisation(self, cell: str, seed: int) -> dict:
+        """Table 8 at a real size, one cell of :data:`vgg_tutorial.localisation_study.CELLS`: the seed's D net (kept
+        by part 4's runs, or trained again) fine-tuned at S for the box of the class object
+        (:func:`~vgg_tutorial.cluttered.cluttered_boxes`) at a tenth of its learning rate (A.1), then scored by
+        Table 8's protocol on the validation images; the results as :mod:`vgg_tutorial.localisation_study` keeps
+        them."""
+        s, limit = self.setting, None if self.quick else TESTED_IMAGES
+        (train, train_labels), (val, val_labels) = self.images()["train"], self.images()["val"]
+        train_boxes, val_boxes = (
+            cluttered_boxes(split, image_size=s.scale_max, per_class=n).to(self.device)
+            for split, n in (("train", s.train_per_class), ("val", s.val_per_class))
+        )
+        train, train_boxes = resize(train, s.scale), rescale(train_boxes, s.scale_max, s.scale)
+        scaler = BoxScaler.fit(train_boxes.cpu() - (s.scale - s.crop) / 2)  # in a central crop's coordinates
+        mode, tuning = {name: (mode, tuning) for name, mode, tuning in LOCALISATION_CELLS}[cell]
+        classifier = self.net(LOCALISATION_START, seed, keep=True)[0].float()
+        torch.manual_seed(seed)  # the new last layer's weights depend on the seed alone
+        net = localiser(classifier, mode, len(SYNTHETIC_CLASSES))
+        began = time.perf_counter()
+        epochs, lr = (1 if self.quick else LOCALISATION_EPOCHS), s.lr / 10
+        kw = {"mode": mode, "batch_size": s.batch_size, "crop_size": s.crop, "seed": seed}
+        losses = fine_tune(net, train, train_boxes, train_labels, scaler, tuning=tuning, epochs=epochs, lr=lr, **kw)
+        seconds = round(time.perf_counter() - began, 1)
+        val, val_boxes, val_labels = val[:limit], val_boxes[:limit], val_labels[:limit]
+        kw = {"mode": mode, "q": s.scale, "crop_size": s.crop}  # Q = S (§4.1)
+        scores = localise(net, classifier, val, val_boxes, val_labels, scaler, **kw)
+        return {"losses": [round(v, 4) for v in losses], "seconds": seconds, "lr": lr, "epochs": epochs, **scores}
+
+    def localisation_estimate(self, tuning: str) -> float:
+        """Seconds of one :meth:`localisation` run on an H200: its epochs at D's training rate (all layers; the
+        FC layers alone, a third of it), and the test."""
+        if self.quick:
+            return 2
+        s = self.setting
+        train = H200_TABLE3["D"] * (10 * s.train_per_class * LOCALISATION_EPOCHS) / H200_TABLE3_IMAGES
+        return (train if tuning == "all" else train / 3) + TESTED_S / 4
 
     def retraining(self, cell: str, seed: int, quick: bool) -> float:
         """Seconds to train ``cell`` again if no earlier run of this lease kept it."""

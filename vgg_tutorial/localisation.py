@@ -100,12 +100,13 @@ class BoxScaler:
         return cls(params.mean(0), params.std(0))
 
     def encode(self, boxes: torch.Tensor) -> torch.Tensor:
-        """Boxes ``(x0, y0, x1, y1)`` to standardised targets."""
-        return (B.to_centre_size(boxes.float()) - self.mean) / self.std
+        """Boxes ``(x0, y0, x1, y1)`` to standardised targets (on the boxes' device)."""
+        mean, std = self.mean.to(boxes.device), self.std.to(boxes.device)
+        return (B.to_centre_size(boxes.float()) - mean) / std
 
     def decode(self, targets: torch.Tensor) -> torch.Tensor:
         """Standardised predictions back to boxes ``(x0, y0, x1, y1)``."""
-        return B.to_corners(targets.float() * self.std + self.mean)
+        return B.to_corners(targets.float() * self.std.to(targets.device) + self.mean.to(targets.device))
 
     def state(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -127,13 +128,15 @@ class EuclideanLoss(nn.Module):
 def box_batches(images, boxes, labels, scaler: BoxScaler, *, crop_size: int, batch_size: int, generator):
     """One epoch of training batches ``(inputs, targets)``: random ``crop_size`` crops anywhere in the images
     (uint8 at the training scale) and random flips, as the classifier was trained (§3.1), the boxes following
-    each crop and flip; targets N×5 (class, standardised box)."""
-    n, side = len(images), images.shape[-1]
+    each crop and flip; targets N×5 (class, standardised box). The draws are made on the CPU (``generator``), the
+    crops on the images' device, where ``boxes`` and ``labels`` are too."""
+    n, side, device = len(images), images.shape[-1], images.device
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
-        index = order[start : start + batch_size]
+        index = order[start : start + batch_size].to(device)
         top, left = (torch.randint(0, side - crop_size + 1, (len(index),), generator=generator) for _ in "tl")
         flip = torch.rand(len(index), generator=generator) < 0.5
+        top, left, flip = top.to(device), left.to(device), flip.to(device)
         crops = crop_and_flip(images[index], top, left, flip, crop_size)
         moved = B.flip(B.crop(boxes[index], top, left), crop_size, flip)
         targets = torch.cat([labels[index, None].float(), scaler.encode(moved)], 1)
@@ -142,9 +145,10 @@ def box_batches(images, boxes, labels, scaler: BoxScaler, *, crop_size: int, bat
 
 def fine_tune(net, images, boxes, labels, scaler, *, mode, tuning, epochs, lr, batch_size, crop_size, seed):
     """Fine-tune the localisation ``net`` in place with SGD (momentum and weight decay of §3.1), a cosine
-    schedule with a one-epoch warm-up, on :func:`box_batches`; returns the mean loss of every epoch."""
+    schedule with a one-epoch warm-up, on :func:`box_batches`, on the images' device (bf16 on a GPU); returns the
+    mean loss of every epoch."""
     freeze(net, tuning).train()
-    engine = Engine("cpu", precision="fp32", loss_fn=EuclideanLoss(mode))
+    engine = Engine(images.device, precision="auto", loss_fn=EuclideanLoss(mode))  # fp32 on a CPU
     optimizer = make_optimizer(net, lr, RECIPE.momentum, RECIPE.weight_decay)
     steps = -(-len(images) // batch_size)
     scheduler, interval = make_scheduler("cosine", optimizer, epochs=epochs, steps_per_epoch=steps)

@@ -126,7 +126,7 @@ def errors(results: dict, cell: str, metric: str = "gt_class_error") -> list[flo
     return [run[metric] for run in results["runs"][cell].values()]
 
 
-def table(results: dict) -> Table:
+def table(results: dict, caption: str = "Localisation in miniature: validation images, synthetic data, CPU") -> Table:
     """One row per cell: errors as ``mean [min–max]`` over seeds (ground-truth class, ILSVRC top-1 and top-5),
     mean IoU, the last epoch's loss."""
     rows = []
@@ -137,7 +137,7 @@ def table(results: dict) -> Table:
         rows.append([cell, str(len(runs)), *(spread(errors(results, cell, m)) for m in metrics), iou])
         rows[-1].append(spread(last, digits=2))
     header = ["cell", "seeds", "GT class error (%)", "top-1 error (%)", "top-5 error (%)", "mean IoU", "final loss"]
-    return Table(header, rows, caption="Localisation in miniature: validation images, synthetic data, CPU")
+    return Table(header, rows, caption=caption)
 
 
 def every_seed(results: dict, better: str, worse: str, metric: str = "gt_class_error") -> bool:
