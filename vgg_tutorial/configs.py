@@ -355,3 +355,32 @@ PAPER_TABLE10: tuple[Table10Row, ...] = (
     Table10Row("OverFeat", 30.0, 29.9),
     Table10Row("Krizhevsky et al.", None, 34.2),
 )
+
+
+# Transfer (Appendix B): Table 11 of the paper.
+
+
+@dataclass(frozen=True)
+class Table11Row:
+    """One row of the paper's Table 11 (Appendix B): image classification on other datasets with features of nets
+    pre-trained on ILSVRC. VOC: mean average precision (%) on the test sets; Caltech: mean class recall (%) as
+    (mean, std) over three random splits. ``None`` where the paper prints "-". Wei et al.'s VOC results with nets
+    pre-trained on 2,000 ILSVRC classes (85.2 and 90.3, starred in the paper) are left out."""
+
+    method: str
+    voc2007: float | None
+    voc2012: float | None
+    caltech101: tuple[float, float] | None
+    caltech256: tuple[float, float] | None
+
+
+#: Table 11 of the paper: the previous best rows, then VGG's (D and E alone, and their descriptors stacked).
+PAPER_TABLE11: tuple[Table11Row, ...] = (
+    Table11Row("Zeiler & Fergus", None, 79.0, (86.5, 0.5), (74.2, 0.3)),
+    Table11Row("Chatfield et al.", 82.4, 83.2, (88.4, 0.6), (77.6, 0.1)),
+    Table11Row("He et al.", 82.4, None, (93.4, 0.5), None),
+    Table11Row("Wei et al.", 81.5, 81.7, None, None),
+    Table11Row("VGG Net-D (16 layers)", 89.3, 89.0, (91.8, 1.0), (85.0, 0.2)),
+    Table11Row("VGG Net-E (19 layers)", 89.3, 89.0, (92.3, 0.5), (85.1, 0.3)),
+    Table11Row("VGG Net-D & Net-E", 89.7, 89.3, (92.7, 0.5), (86.2, 0.3)),
+)
