@@ -38,7 +38,9 @@ def check_images(images: torch.Tensor) -> torch.Tensor:
     if images.dtype != torch.uint8:
         raise ValueError(f"expected uint8 images (pixels 0-255, as the datasets give them), got {images.dtype}")
     if images.shape[2] != images.shape[3]:
-        raise ValueError(f"expected square images (the study draws them square), got {images.shape[2]}×{images.shape[3]}")
+        raise ValueError(
+            f"expected square images (the study draws them square), got {images.shape[2]}×{images.shape[3]}"
+        )
     return images
 
 
@@ -132,9 +134,13 @@ def fit_linear_svm(
     yᵢ = +1 for the class's examples and −1 for the others (the bias is not penalised), by L-BFGS from zero."""
     _check_features(features)
     if labels.shape != (len(features),):
-        raise ValueError(f"expected one label per feature row ({len(features)}), got labels of shape {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected one label per feature row ({len(features)}), got labels of shape {tuple(labels.shape)}"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"labels must be 0 to {classes - 1} for {classes} classes, got {labels.min()} to {labels.max()}")
+        raise ValueError(
+            f"labels must be 0 to {classes - 1} for {classes} classes, got {labels.min()} to {labels.max()}"
+        )
     if not c > 0:
         raise ValueError(f"the SVM's cost c must be above 0, got {c}")
     x = features.double()

@@ -150,7 +150,9 @@ def verdicts(results: dict) -> dict[str, str]:
     for other in METHODS[1:]:
         for size in results["sizes"]:
             every = beats_in_every_seed(results, METHODS[0], other, size)
-            found[f"trained features beat {other}, {size} per class"] = "in every seed" if every else "not in every seed"
+            found[f"trained features beat {other}, {size} per class"] = (
+                "in every seed" if every else "not in every seed"
+            )
     return found
 
 
@@ -198,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.transfer_study --out FILE``: Appendix B in miniature, restartable."""
     parser = study_parser("transfer_study", main.__doc__)
     parser.add_argument("--out", required=True, help="results JSON; the runs it holds are kept")
-    parser.add_argument("--source", default=NETS, help="folder of chapter 9's trained D nets (testing_study trains them)")
+    parser.add_argument(
+        "--source", default=NETS, help="folder of chapter 9's trained D nets (testing_study trains them)"
+    )
     args, command = parse_study(parser, argv)
     setting = experiments.QUICK if args.quick else experiments.FULL
 

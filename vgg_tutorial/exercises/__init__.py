@@ -27,6 +27,7 @@ conversion by its scores, a training step by the parameters it leaves. One modul
   ``check_shard`` (chapter 10);
 - :mod:`~vgg_tutorial.exercises.ensembles`: ``check_ensemble`` (chapter 12).
 - :mod:`~vgg_tutorial.exercises.localisation`: ``check_flipped_box`` (chapter 13).
+- :mod:`~vgg_tutorial.exercises.transfer`: ``check_descriptor`` (chapter 14).
 """
 
 from vgg_tutorial.exercises.common import ExerciseError, as_number, passed, signature
@@ -37,6 +38,7 @@ from vgg_tutorial.exercises.experiments import check_crop_grid, check_separated,
 from vgg_tutorial.exercises.layers import check_layer_builder
 from vgg_tutorial.exercises.localisation import check_flipped_box
 from vgg_tutorial.exercises.training import check_chance_level, check_chance_loss, check_training_step
+from vgg_tutorial.exercises.transfer import check_descriptor
 from vgg_tutorial.exercises.vgg16 import VGG16_PARAMETERS, check_vgg16
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "check_chance_loss",
     "check_crop_grid",
     "check_dense_conversion",
+    "check_descriptor",
     "check_ensemble",
     "check_flipped_box",
     "check_layer_builder",
