@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 from torch.nn.functional import normalize
+from torchvision.transforms.v2 import functional as F
 
 from vgg_tutorial import experiments, testing_study, transfer, transfer_study
 from vgg_tutorial.configs import PAPER_TABLE11
@@ -71,7 +72,7 @@ def test_descriptors_average_scales_flips_and_positions(images, one_thread):
     flipped = transfer.descriptors(net, images.flip(-1), [32, 48])
     assert torch.allclose(flipped, transfer.descriptors(net, images, [32, 48]), atol=1e-3)  # rounding only
     # at the crop size the map is one position: the net's own penultimate layer on the image and its flip
-    x = experiments.resize(images, 32)
+    x = F.resize(images, [32], antialias=True)
     inputs = [transfer.to_network_input(x), transfer.to_network_input(x.flip(-1))]
     with torch.no_grad():
         hidden = [net.classifier[:-1](torch.flatten(net.avgpool(net.features(i)), 1)) for i in inputs]

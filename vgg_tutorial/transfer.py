@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torchvision.transforms.v2 import functional as F
 
 from vgg_tutorial.dense import FullyConvolutionalVGG
-from vgg_tutorial.experiments import resize
 from vgg_tutorial.models import VGG
 from vgg_tutorial.views import check_test_scale, dense_network, to_network_input, with_flips
 
@@ -69,7 +69,8 @@ def pooled(dense: FullyConvolutionalVGG, images, scales, crop_size: int, softmax
     for q in scales:
         parts = []
         for start in range(0, len(images), batch_size):
-            x = to_network_input(with_flips(resize(images[start : start + batch_size], q)))
+            batch = F.resize(images[start : start + batch_size], [q], antialias=True)  # as chapter 9's tests (views)
+            x = to_network_input(with_flips(batch))
             out = dense.score_map(x)
             out = out.softmax(1) if softmax else out
             mean = out.mean(dim=(2, 3))  # global average pooling over positions
