@@ -185,3 +185,11 @@ def test_the_study_refuses_missing_or_foreign_nets(tmp_path, nets, one_thread):
         transfer_study.run(tmp_path / "r.json", foreign, 1, experiments.QUICK, (2,))
     with pytest.raises(StudyError, match="other settings"):  # chapter 9's full-size nets under the quick setting
         transfer_study.run(tmp_path / "r2.json", nets, 1, experiments.FULL, (2,))
+
+
+def test_the_command_line_says_what_is_missing_in_one_line(tmp_path, capsys):
+    status = transfer_study.main(["--out", str(tmp_path / "r.json"), "--source", str(tmp_path), "--quick"])
+    assert status == 2
+    assert capsys.readouterr().err.startswith("error: no trained D net at")
+    with pytest.raises(SystemExit):
+        transfer_study.main(["--out", "r.json", "--seeds", "0"])
