@@ -127,3 +127,13 @@ def test_a_results_file_of_another_study_is_refused(tmp_path, capsys):
     path.write_text(json.dumps({"study": "table3", "runs": {}}))
     assert control_study.main(["--quick", "--out", str(path)]) == 2
     assert "holds the study 'table3'" in capsys.readouterr().err
+
+
+def test_the_accounting_table_compares_b_with_its_control():
+    rows = {row[0]: row[1:] for row in control_study.accounting_table().rows}
+    assert rows["weight layers"] == ["13", "8"]
+    assert rows["convolutions"] == ["10 × 3×3", "5 × 5×5"]
+    assert rows["receptive field"] == ["140 px", "140 px"]
+    assert rows["parameters in all"] == ["133,047,848", "134,503,528"]
+    # Per block of c channels in and out, two 3×3 layers hold 18c² weights, one 5×5 layer 25c²: the control has more.
+    assert rows["parameters in convolutions"] == ["9,404,992", "10,860,672"]

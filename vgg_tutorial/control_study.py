@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from vgg_tutorial import experiments
+from vgg_tutorial.accounting import count_macs, count_parameters, layer_stats, receptive_field
 from vgg_tutorial.commands import parse_study, report_errors, study_parser, whole
+from vgg_tutorial.configs import weight_layers
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
@@ -84,6 +86,38 @@ def table(results: dict) -> Table:
     rows.append(["the paper (ImageNet, §4.1)", "", "", f"+{PAPER_GAP:.0f}"])
     header = ["", "B top-1 error (%)", "B-5x5 top-1 error (%)", "B-5x5 − B (points)"]
     return Table(header, rows, caption="B against its shallow control (centre crop; miniature: synthetic, CPU)")
+
+
+def accounting_table(names: tuple[str, ...] = CELLS) -> Table:
+    """What the nets of ``names`` are made of, computed from the data alone (§2.3's argument, in numbers): weight
+    layers, convolutions by kernel, ReLUs between input and classifier, receptive field, parameters, MACs at 224 px."""
+    columns = []
+    for name in names:
+        stats = layer_stats(name)
+        convs = [row for row in stats if row.label.startswith("conv")]
+        kernels = sorted({row.label.split("-")[0] for row in convs})
+        columns.append(
+            [
+                str(weight_layers(name)),
+                ", ".join(f"{sum(r.label.startswith(k) for r in convs)} × {k[4]}×{k[4]}" for k in kernels),
+                str(len(convs)),
+                f"{receptive_field(name)} px",
+                f"{sum(row.params for row in convs):,}",
+                f"{count_parameters(name):,}",
+                f"{count_macs(name):,}",
+            ]
+        )
+    what = [
+        "weight layers",
+        "convolutions",
+        "ReLUs in the convolutional part",
+        "receptive field",
+        "parameters in convolutions",
+        "parameters in all",
+        "MACs per 224 px image",
+    ]
+    rows = [[label, *(column[i] for column in columns)] for i, label in enumerate(what)]
+    return Table(["", *names], rows, caption="B and its shallow control, computed from CONFIGS and CONTROLS")
 
 
 def main(argv: list[str] | None = None) -> int:
