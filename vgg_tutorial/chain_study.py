@@ -33,7 +33,7 @@ from vgg_tutorial.commands import parse_study, report_errors, study_parser
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
-from vgg_tutorial.studies import StudyError, open_study, run_missing
+from vgg_tutorial.studies import open_study, run_missing
 
 #: §3.1: 10⁻³ where training from scratch used 10⁻², a tenth; the miniature divides its own rate by ten.
 FINE_LR = experiments.LR / 10
@@ -87,18 +87,10 @@ def chain(nets: str | Path, setting: experiments.Setting):
     return net
 
 
-def run(
-    path: str | Path,
-    nets: str | Path,
-    seeds: int = 3,
-    setting: experiments.Setting = experiments.FULL,
-    command: str | None = None,
-) -> dict:
+def run(path: str | Path, nets: str | Path, *, seeds: int = 3, setting=experiments.FULL, command=None) -> dict:
     """Every cell of :data:`CELLS` for seeds ``0 .. seeds-1``, chapter 9's nets read from the folder ``nets``; each
     history goes to the JSON file ``path``, rewritten after each; runs already there are skipped."""
-    wanted = [testing_study.weights_path(nets, c, s) for c in CHAPTER9.values() for s in range(seeds)]
-    if missing := [str(name) for name in wanted if not name.is_file()]:
-        raise StudyError(f"no trained net at {', '.join(missing)}: python -m vgg_tutorial.testing_study trains them")
+    testing_study.require_nets(nets, tuple(CHAPTER9.values()), seeds)
     settings = experiments.study_settings(setting) | {"fine_lr": FINE_LR, "large_scale": experiments.scales("large")[0]}
     results = open_study(path, settings, "chain_study")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
@@ -157,16 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.chain_study --out FILE``: §3.1's fine-tuning chain in miniature, restartable."""
     parser = study_parser("chain_study", main.__doc__)
     parser.add_argument("--out", required=True, help="results file (JSON); runs it already holds are skipped")
-    parser.add_argument(
-        "--nets",
-        default="book/results/09_testing_like_the_paper",
-        help="folder of chapter 9's trained nets (python -m vgg_tutorial.testing_study trains them)",
-    )
+    testing_study.add_nets_option(parser)
     args, command = parse_study(parser, argv)
-    setting = experiments.QUICK if args.quick else experiments.FULL
 
     def study() -> None:
-        results = run(args.out, args.nets, args.seeds, setting, command)
+        setting = experiments.QUICK if args.quick else experiments.FULL
+        results = run(args.out, args.nets, seeds=args.seeds, setting=setting, command=command)
         print(repr(table(results)))
         for tuned, scratch in PAIRS:
             print(f"{tuned} better than {scratch} in every seed: {better_in_every_seed(results, tuned, scratch)}")
