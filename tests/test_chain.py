@@ -25,7 +25,7 @@ def nets(tmp_path_factory):
 def test_the_chain_fine_tunes_for_half_the_epochs_at_a_tenth_of_the_rate():
     assert chain_study.FINE_LR == pytest.approx(experiments.LR / 10)
     full = experiments.FULL
-    assert [chain_study.epochs(cell, full) for cell in chain_study.CELLS] == [10, 10, 5, 10, 5]
+    assert [chain_study.epochs(cell, full) for cell in chain_study.CELLS] == [10, 10, 5, 10, 5, 15, 20]
     assert chain_study.epochs_in_all("D, jittered, from S=55", full) == 10 + 5 + 5
     assert experiments.scales("large") == (55, 55) == (experiments.scales("jittered")[1],) * 2
     with pytest.raises(ValueError, match="'fixed', 'jittered' or 'large'"):

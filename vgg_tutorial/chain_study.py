@@ -13,7 +13,9 @@ weights committed beside chapter 9), on the same images and setting (:mod:`vgg_t
 - ``"D, S=55, from S=37"``: chapter 9's net fine-tuned at S = 55 for half the epochs, at a tenth of the learning
   rate; ``"D, S=55"``: the same scale from scratch, as chapter 8 trains its cells;
 - ``"D, jittered, from S=55"``: that fine-tuned net fine-tuned again with S ∈ [37, 74], half the epochs, a tenth of
-  the rate; chapter 9's ``"D, jittered"``, trained from scratch, is read from its weights file, as is the start.
+  the rate; chapter 9's ``"D, jittered"``, trained from scratch, is read from its weights file, as is the start;
+- a chain trains for more epochs in all (15 and 20) than a net from scratch (10), so each scale is also trained from
+  scratch for as many epochs as its chain: ``"D, S=55, 15 epochs"``, ``"D, jittered, 20 epochs"``.
 
 Every net is tested on one centre crop at Q = S (Q = 55 for the jittered ones). ``python -m vgg_tutorial.chain_study
 --out FILE`` keeps each history in one JSON file, with the machine and the command, and continues where it stopped.
@@ -45,11 +47,18 @@ CELLS: dict[str, tuple[str, str, float, float]] = {
     "D, S=55, from S=37": ("D, S=37 (chapter 9)", "large", FINE_LR, 0.5),
     "D, jittered (chapter 9)": ("chapter 9", "jittered", experiments.LR, 1.0),
     "D, jittered, from S=55": ("D, S=55, from S=37", "jittered", FINE_LR, 0.5),
+    "D, S=55, 15 epochs": ("he", "large", experiments.LR, 1.5),
+    "D, jittered, 20 epochs": ("he", "jittered", experiments.LR, 2.0),
 }
 #: Chapter 9's cell of each net read from its weights.
 CHAPTER9 = {"D, S=37 (chapter 9)": "D", "D, jittered (chapter 9)": "D, jittered"}
-#: The comparisons the chapter draws: (fine-tuned, from scratch).
-PAIRS = (("D, S=55, from S=37", "D, S=55"), ("D, jittered, from S=55", "D, jittered (chapter 9)"))
+#: The comparisons the chapter draws: (fine-tuned, from scratch), the second of each scale with as many epochs in all.
+PAIRS = (
+    ("D, S=55, from S=37", "D, S=55"),
+    ("D, S=55, from S=37", "D, S=55, 15 epochs"),
+    ("D, jittered, from S=55", "D, jittered (chapter 9)"),
+    ("D, jittered, from S=55", "D, jittered, 20 epochs"),
+)
 
 
 def epochs(cell: str, setting: experiments.Setting) -> int:
