@@ -70,6 +70,9 @@ def test_the_quick_study_runs_every_cell_and_restarts_without_redoing_them(nets,
     rows = chain_study.table(results).rows
     assert [row[0] for row in rows] == list(chain_study.CELLS)
     assert rows[4][1:5] == ["D, S=55, from S=37", "0.0005", "1 / 3", "[37;74], 55"]
+    axes = chain_study.plot_histories(results)
+    assert len(axes) == 2 and len(axes[1].lines) == 5
+    assert list(axes[0].lines[2].get_xdata()) == [3]  # the jittered fine-tuning comes after 1 + 1 epochs
     monkeypatch.setattr(experiments, "train_cell", lambda *a, **k: pytest.fail("trained again"))
     assert chain_study.main(argv) == 0
 

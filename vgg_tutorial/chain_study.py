@@ -154,6 +154,37 @@ def table(results: dict) -> Table:
     return Table(header, rows, caption="The fine-tuning chain of §3.1 in miniature (synthetic, CPU, centre crop)")
 
 
+def plot_histories(results: dict):
+    """Validation top-1 error after every epoch, one panel per seed: the chain (chapter 9's net at S = 37, then its
+    two fine-tunings, each drawn after the epochs behind it) against the nets trained from scratch for as many epochs.
+    Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    setting = experiments.Setting(**results["setting"])
+    seeds = list(results["runs"]["D, S=37 (chapter 9)"])
+    fig, axes = plt.subplots(1, len(seeds), figsize=(4 * len(seeds), 3.4), sharey=True, squeeze=False)
+    styles = {
+        "D, S=37 (chapter 9)": ("grey", "-"),
+        "D, S=55, from S=37": ("C0", "-"),
+        "D, jittered, from S=55": ("C1", "-"),
+        "D, S=55, 15 epochs": ("C0", ":"),
+        "D, jittered, 20 epochs": ("C1", ":"),
+    }
+    for ax, seed in zip(axes[0], seeds):
+        for cell, (colour, line) in styles.items():
+            history = results["runs"].get(cell, {}).get(seed)
+            if history is None:
+                continue
+            before = epochs_in_all(cell, setting) - len(history)
+            x = [before + row["epoch"] for row in history]
+            ax.plot(x, [100 - row["val_top1"] for row in history], color=colour, ls=line, marker=".", label=cell)
+        ax.set(title=f"seed {seed}", xlabel="epochs in all")
+    axes[0][0].set_ylabel("top-1 error (%), centre crop at Q")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return axes[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.chain_study --out FILE``: §3.1's fine-tuning chain in miniature, restartable."""
     parser = study_parser("chain_study", main.__doc__)
