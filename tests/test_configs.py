@@ -44,8 +44,9 @@ def test_parse_layer():
     assert parse_layer("conv1-512") == Conv(kernel=1, channels=512)
     assert parse_layer("conv1-512").padding == 0 and parse_layer("conv3-64").padding == 1
     assert parse_layer("LRN") == LRN()
-    with pytest.raises(ValueError, match="conv5-64"):
-        parse_layer("conv5-64")
+    assert parse_layer("conv5-64") == Conv(kernel=5, channels=64) and parse_layer("conv5-64").padding == 2
+    with pytest.raises(ValueError, match="conv7-64"):
+        parse_layer("conv7-64")
 
 
 def test_feature_layers_end_every_block_with_a_pool():

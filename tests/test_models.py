@@ -194,7 +194,9 @@ def test_chapter3_parameter_table():
 def test_error_messages_name_the_valid_values():
     with pytest.raises(KeyError) as error:
         vgg("VGG16")
-    assert str(error.value) == "\"unknown VGG configuration 'VGG16'; valid names are: A, A-LRN, B, C, D, E\""
+    assert str(error.value) == (
+        "\"unknown VGG configuration 'VGG16'; valid names are: A, A-LRN, B, C, D, E and the control B-5x5\""
+    )
     small = vgg("A", width=1 / 8, fc_width=64, num_classes=10)
     with pytest.raises(ValueError, match=r"got 224 \(shape \(1, 224, 224, 3\)\); channels-last"):
         small(torch.zeros(1, 224, 224, 3))

@@ -6,7 +6,8 @@ exactly as Table 1 writes them:
 
 - ``"conv3-64"``: a 3×3 convolution with 64 output channels (stride 1, padding 1, then ReLU);
 - ``"conv1-256"``: a 1×1 convolution with 256 output channels (configuration C only);
-- ``"LRN"``: local response normalisation (configuration A-LRN only).
+- ``"LRN"``: local response normalisation (configuration A-LRN only);
+- ``"conv5-64"``: a 5×5 convolution (padding 2), used only by §4.1's shallow control in :data:`CONTROLS`.
 
 Every block ends with a 2×2 max-pooling of stride 2 (§2.1), which Table 1 writes as a "maxpool" row between blocks.
 The convolutional part is followed by the classifier of §2.1: FC-4096, FC-4096, FC-1000 (Table 1's last rows).
@@ -63,6 +64,28 @@ CONFIGS: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
 }
 
+
+def shallow_control(blocks: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """§4.1's control of a configuration: each pair of consecutive 3×3 convolutions of a block becomes one 5×5
+    convolution with the pair's output channels, which sees the same 5×5 pixels (§2.3). A 3×3 convolution left
+    without a partner and every other layer stay as they are; pairs never span a max-pooling (a block's end)."""
+    control = []
+    for block in blocks:
+        layers: list[str] = []
+        for text in block:
+            if text.startswith("conv3-") and layers and layers[-1].startswith("conv3-"):
+                layers[-1] = "conv5-" + text.removeprefix("conv3-")  # the pair's second layer sets the channels
+            else:
+                layers.append(text)
+        control.append(tuple(layers))
+    return tuple(control)
+
+
+#: Nets the paper trains as controls, not columns of Table 1 (so no table of the paper lists them). §4.1: "a
+#: shallow net with five 5×5 conv. layers, which was derived from B by replacing each pair of 3×3 conv. layers with
+#: a single 5×5 conv. layer".
+CONTROLS: dict[str, tuple[tuple[str, ...], ...]] = {"B-5x5": shallow_control(CONFIGS["B"])}
+
 #: The classifier's hidden widths (Table 1: FC-4096, FC-4096); the last layer has one output per class.
 FC_WIDTHS: tuple[int, ...] = (4096, 4096)
 
@@ -83,7 +106,7 @@ PAPER_WEIGHT_LAYERS: dict[str, int] = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "
 #: The configurations torchvision ships (``torchvision.models.vgg11`` ... ``vgg19``), by paper name.
 TORCHVISION_NAMES: dict[str, str] = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
 
-_CONV = re.compile(r"conv(?P<kernel>[13])-(?P<channels>\d+)")
+_CONV = re.compile(r"conv(?P<kernel>[135])-(?P<channels>\d+)")
 
 
 @dataclass(frozen=True)
@@ -115,28 +138,39 @@ Layer = Conv | LRN | MaxPool
 
 
 def check_name(name: str) -> str:
-    """Return ``name`` if it is a configuration of Table 1, or raise a ``KeyError`` naming the valid ones."""
-    if name not in CONFIGS:
+    """Return ``name`` if it is a configuration of Table 1 or a control (:data:`CONTROLS`), or raise a ``KeyError``
+    naming the valid ones."""
+    if name not in CONFIGS and name not in CONTROLS:
         valid = ", ".join(CONFIGS)
-        hint = " (names are case-sensitive)" if name.upper() in CONFIGS else ""
-        raise KeyError(f"unknown VGG configuration {name!r}{hint}; valid names are: {valid}")
+        controls = " and the control" + "s" * (len(CONTROLS) > 1) + " " + ", ".join(CONTROLS)
+        hint = " (names are case-sensitive)" if name.upper() in {n.upper() for n in (*CONFIGS, *CONTROLS)} else ""
+        raise KeyError(f"unknown VGG configuration {name!r}{hint}; valid names are: {valid}{controls}")
     return name
 
 
+def blocks_of(name: str) -> tuple[tuple[str, ...], ...]:
+    """The blocks of configuration ``name``: a column of Table 1 or a control of :data:`CONTROLS`."""
+    check_name(name)
+    return CONFIGS[name] if name in CONFIGS else CONTROLS[name]
+
+
 def parse_layer(text: str) -> Layer:
-    """Turn one cell of Table 1 (``"conv3-64"``, ``"conv1-512"``, ``"LRN"``) into a layer description."""
+    """Turn one cell of Table 1 (``"conv3-64"``, ``"conv1-512"``, ``"LRN"``, or a control's ``"conv5-64"``) into a
+    layer description."""
     if text == "LRN":
         return LRN()
     match = _CONV.fullmatch(text)
     if match is None:
-        raise ValueError(f"cannot read layer {text!r}: expected 'conv3-<channels>', 'conv1-<channels>' or 'LRN'")
+        raise ValueError(
+            f"cannot read layer {text!r}: expected 'conv3-<channels>', 'conv1-<channels>', 'conv5-<channels>' or 'LRN'"
+        )
     return Conv(kernel=int(match["kernel"]), channels=int(match["channels"]))
 
 
 def feature_layers(name: str) -> list[Layer]:
     """The convolutional part of configuration ``name`` as a flat list, a :class:`MaxPool` closing each block."""
     layers: list[Layer] = []
-    for block in CONFIGS[check_name(name)]:
+    for block in blocks_of(name):
         layers.extend(parse_layer(text) for text in block)
         layers.append(MaxPool())
     return layers

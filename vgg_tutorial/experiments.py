@@ -92,12 +92,15 @@ CELLS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def scales(kind: str) -> tuple[int | tuple[int, int], int]:
-    """Training scale S (an int, or (S_min, S_max)) and test scale Q (§4.1's rule) of ``"fixed"`` or ``"jittered"``."""
+    """Training scale S (an int, or (S_min, S_max)) and test scale Q (§4.1's rule) of ``"fixed"``, ``"jittered"``
+    or ``"large"``: the fixed S of the jittered nets' Q, as the paper's S = 384 is (§3.1, chapter 11's chain)."""
     if kind == "fixed":
         return S_FIXED, S_FIXED
     if kind == "jittered":
         return (S_FIXED, S_MAX), (S_FIXED + S_MAX) // 2
-    raise ValueError(f"unknown training scale {kind!r}; expected 'fixed' or 'jittered'")
+    if kind == "large":
+        return (S_FIXED + S_MAX) // 2, (S_FIXED + S_MAX) // 2
+    raise ValueError(f"unknown training scale {kind!r}; expected 'fixed', 'jittered' or 'large'")
 
 
 def study_images(setting: Setting, data_seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -172,15 +175,15 @@ def run_cell(cell: str, images: dict, setting: Setting, seed: int) -> list[dict]
     return train_cell(model, images, setting, seed, kind)[1]
 
 
-def train_cell(model: nn.Module | str, images: dict, setting: Setting, seed: int, kind: str = "fixed"):
-    """Train ``model`` (or build cell ``model`` of :data:`CELLS` first) at training scale ``kind``; return the model
-    and its history."""
+def train_cell(model: nn.Module | str, images: dict, setting: Setting, seed: int, kind: str = "fixed", lr: float = LR):
+    """Train ``model`` (or build cell ``model`` of :data:`CELLS` first) at training scale ``kind`` from the learning
+    rate ``lr``; return the model and its history."""
     if isinstance(model, str):
         config, kind, start = {name: rest for name, *rest in CELLS}[model]
         torch.manual_seed(seed)
         model = build(config, setting, start)
     train, val = loaders(images, kind, setting, seed)
-    optimizer = make_optimizer(model, LR, RECIPE.momentum, RECIPE.weight_decay)
+    optimizer = make_optimizer(model, lr, RECIPE.momentum, RECIPE.weight_decay)
     scheduler, interval = make_scheduler("cosine", optimizer, epochs=setting.epochs, steps_per_epoch=len(train))
     began = time.perf_counter()
     history = fit(
@@ -201,6 +204,12 @@ def train_cell(model: nn.Module | str, images: dict, setting: Setting, seed: int
     return model, rows
 
 
+def study_settings(setting: Setting) -> dict:
+    """What a results file of this study's nets records, and must match to be continued: setting, crop, scales,
+    object radii, learning rate."""
+    return {"setting": asdict(setting), "crop": CROP, "scales": [S_FIXED, S_MAX], "radius": list(RADIUS), "lr": LR}
+
+
 def table3(
     path: str | Path,
     seeds: int = 3,
@@ -214,8 +223,7 @@ def table3(
     Rewritten atomically after every run; runs already there are skipped, so an interrupted study continues. The
     file also records the setting, the machine, the versions and the command.
     """
-    settings = {"setting": asdict(setting), "crop": CROP, "scales": [S_FIXED, S_MAX], "radius": list(RADIUS), "lr": LR}
-    results = open_study(path, settings, "table3")
+    results = open_study(path, study_settings(setting), "table3")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     images = study_images(setting)
     names = [cell for cell, *_ in CELLS if cells is None or cell in cells]

@@ -199,7 +199,7 @@ def vgg(
     fc_width: int = FC_WIDTHS[0],
     pooled_size: int = POOLED_SIZE,
 ) -> VGG:
-    """Build configuration ``name`` of Table 1 ("A", "A-LRN", "B", "C", "D" or "E").
+    """Build configuration ``name`` of Table 1 ("A", "A-LRN", "B", "C", "D" or "E") or a control ("B-5x5", §4.1).
 
     With the defaults, ``vgg("D")`` is ``torchvision.models.vgg16()`` layer for layer (and ``vgg("D",
     batch_norm=True)`` is ``vgg16_bn``). ``width`` scales every convolution's channel count, ``fc_width`` sets the

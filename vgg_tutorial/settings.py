@@ -15,7 +15,7 @@ import numbers
 
 from vgg_tutorial import distributed
 from vgg_tutorial.accounting import MIN_INPUT_SIZE
-from vgg_tutorial.configs import CONFIGS, RECIPE, check_name
+from vgg_tutorial.configs import CONFIGS, CONTROLS, RECIPE, check_name
 from vgg_tutorial.data import DATASETS
 from vgg_tutorial.engine import PRECISIONS, pick_device
 from vgg_tutorial.models import INIT_SCHEMES
@@ -186,7 +186,8 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     model = p.add_argument_group("model")
-    model.add_argument("--config", default=d.config, help=f"configuration of Table 1: {', '.join(CONFIGS)}")
+    names = f"{', '.join(CONFIGS)}; or the control {', '.join(CONTROLS)} (§4.1)"
+    model.add_argument("--config", default=d.config, help=f"configuration of Table 1: {names}")
     model.add_argument(
         "--batch-norm",
         action=argparse.BooleanOptionalAction,

@@ -54,6 +54,23 @@ def weights_path(folder: str | Path, cell: str, seed: int) -> Path:
     return Path(folder) / f"{cell.replace(', ', '-')}-seed{seed}.pt"
 
 
+def require_nets(folder: str | Path, cells: tuple[str, ...], seeds: int) -> None:
+    """Raise a :class:`StudyError` naming the missing files unless ``folder`` holds the nets of ``cells`` for seeds
+    ``0 .. seeds-1`` (for the studies that start from this study's nets)."""
+    wanted = [weights_path(folder, cell, seed) for cell in cells for seed in range(seeds)]
+    if missing := [str(path) for path in wanted if not path.is_file()]:
+        raise StudyError(f"no trained net at {', '.join(missing)}: python -m vgg_tutorial.testing_study trains them")
+
+
+def add_nets_option(parser) -> None:
+    """The ``--nets FOLDER`` option of the studies that start from this study's nets (default: chapter 9's)."""
+    parser.add_argument(
+        "--nets",
+        default="book/results/09_testing_like_the_paper",
+        help="folder of chapter 9's trained nets (python -m vgg_tutorial.testing_study trains them)",
+    )
+
+
 def train_and_save(folder: str | Path, cell: str, seed: int, setting: experiments.Setting, images: dict) -> Path:
     """Train ``cell`` from ``seed`` as the Table 3 study does and save its weights, setting and history (skipped if
     the file exists and holds that cell, seed and setting; refused if it holds others, see :func:`load_net`)."""

@@ -27,10 +27,12 @@ conversion by its scores, a training step by the parameters it leaves. One modul
   ``check_shard`` (chapter 10);
 - :mod:`~vgg_tutorial.exercises.ensembles`: ``check_ensemble`` (chapter 12).
 - :mod:`~vgg_tutorial.exercises.localisation`: ``check_flipped_box`` (chapter 13).
-- :mod:`~vgg_tutorial.exercises.transfer`: ``check_descriptor`` (chapter 14).
+- :mod:`~vgg_tutorial.exercises.transfer`: ``check_descriptor`` (chapter 14);
+- :mod:`~vgg_tutorial.exercises.control`: ``check_shallow_control`` (chapter 11).
 """
 
 from vgg_tutorial.exercises.common import ExerciseError, as_number, passed, signature
+from vgg_tutorial.exercises.control import check_shallow_control
 from vgg_tutorial.exercises.conversion import check_dense_conversion
 from vgg_tutorial.exercises.counting import check_param_count, check_receptive_field, check_training_flops
 from vgg_tutorial.exercises.ensembles import check_ensemble
@@ -56,6 +58,7 @@ __all__ = [
     "check_param_count",
     "check_receptive_field",
     "check_separated",
+    "check_shallow_control",
     "check_shard",
     "check_training_flops",
     "check_training_step",
