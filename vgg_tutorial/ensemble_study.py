@@ -34,7 +34,7 @@ from vgg_tutorial.ensembles import Member, combine, member_posteriors
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
-from vgg_tutorial.studies import StudyError, open_study, run_missing
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import render_split
 
 #: Table 6's test methods as :mod:`vgg_tutorial.evaluate` names them; §3.2's dense evaluation includes the flips.
@@ -72,9 +72,7 @@ def run(
 ) -> dict:
     """Test and combine the nets in the folder ``nets`` (chapter 9's, trained with ``setting``); every entry's errors
     on both splits go to the JSON file ``path``, rewritten after each entry; entries already there are skipped."""
-    missing = [str(testing_study.weights_path(nets, c, s)) for c in testing_study.CELLS for s in range(seeds)]
-    if missing := [name for name in missing if not Path(name).is_file()]:
-        raise StudyError(f"no trained net at {', '.join(missing)}: python -m vgg_tutorial.testing_study trains them")
+    testing_study.require_nets(nets, testing_study.CELLS, seeds)
     settings = {"setting": asdict(setting), "methods": list(METHODS), "test_data_seed": TEST_DATA_SEED}
     results = open_study(path, settings, "ensemble_study")
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
@@ -201,11 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.ensemble_study --out FILE``: Tables 6-7 in miniature, restartable."""
     parser = study_parser("ensemble_study", main.__doc__)
     parser.add_argument("--out", required=True, help="results JSON; the entries it holds are kept")
-    parser.add_argument(
-        "--nets",
-        default="book/results/09_testing_like_the_paper",
-        help="folder of chapter 9's trained nets (python -m vgg_tutorial.testing_study trains them)",
-    )
+    testing_study.add_nets_option(parser)
     args, command = parse_study(parser, argv)
     setting = experiments.QUICK if args.quick else experiments.FULL
 

@@ -32,7 +32,7 @@ from vgg_tutorial.configs import PAPER_TABLE8, PAPER_TABLE9, PAPER_TABLE10
 from vgg_tutorial.failures import spread
 from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
-from vgg_tutorial.studies import StudyError, open_study, run_missing
+from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_boxes
 
 #: The 2×2 grid: (name, regression type, what is fine-tuned).
@@ -44,8 +44,6 @@ CELLS = (
 )
 #: The chapter 9 cell the localisation nets start from (the paper's D at a single scale, Appendix A.1).
 START = "D"
-#: Where chapter 9 keeps its trained nets (committed).
-NETS = "book/results/09_testing_like_the_paper"
 #: The fine-tuning learning rate.
 LR = experiments.LR / 5
 
@@ -69,9 +67,7 @@ def run(
     """Fine-tune chapter 9's D net of every seed (in the folder ``nets``, trained with ``setting``) in each cell of
     :data:`CELLS`, score it on the validation images, and keep the results in the JSON file ``path``, rewritten
     after every run; runs already there are skipped."""
-    wanted = [testing_study.weights_path(nets, START, seed) for seed in range(seeds)]
-    if missing := [str(p) for p in wanted if not p.is_file()]:
-        raise StudyError(f"no trained net at {', '.join(missing)}: python -m vgg_tutorial.testing_study trains them")
+    testing_study.require_nets(nets, (START,), seeds)
     s, q = experiments.scales("fixed")
     settings = {"setting": asdict(setting), "start": START, "crop": experiments.CROP, "scale": s, "lr": LR}
     results = open_study(path, settings, "localisation_study")
@@ -215,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vgg_tutorial.localisation_study --out FILE``: Table 8 in miniature, restartable."""
     parser = study_parser("localisation_study", main.__doc__)
     parser.add_argument("--out", required=True, help="results JSON; the runs it holds are kept")
-    parser.add_argument("--nets", default=NETS, help="folder of chapter 9's trained nets (testing_study trains them)")
+    testing_study.add_nets_option(parser)
     args, command = parse_study(parser, argv)
     setting = experiments.QUICK if args.quick else experiments.FULL
 
