@@ -304,6 +304,20 @@ class Study:
         todo = ensemble_entries(seeds)
         return {"runs": {name: {str(seed): score_entry(parts, posteriors)} for name, seed, parts in todo}}
 
+    @functools.cached_property
+    def boxed(self) -> tuple:
+        """What every :meth:`localisation` run of a lease shares: the training images at S with their boxes, the
+        validation images' boxes (the class object's, :func:`~vgg_tutorial.cluttered.cluttered_boxes`), and the
+        scaler of the box targets, fitted in a central crop's coordinates."""
+        s = self.setting
+        train_boxes, val_boxes = (
+            cluttered_boxes(split, image_size=s.scale_max, per_class=n).to(self.device)
+            for split, n in (("train", s.train_per_class), ("val", s.val_per_class))
+        )
+        train, train_boxes = resize(self.images()["train"][0], s.scale), rescale(train_boxes, s.scale_max, s.scale)
+        scaler = BoxScaler.fit(train_boxes.cpu() - (s.scale - s.crop) / 2)
+        return train, train_boxes, val_boxes, scaler
+
     def localisation(self, cell: str, seed: int) -> dict:
         """Table 8 at a real size, one cell of :data:`vgg_tutorial.localisation_study.CELLS`: the seed's D net (kept
         by part 4's runs, or trained again) fine-tuned at S for the box of the class object
@@ -311,13 +325,8 @@ class Study:
         Table 8's protocol on the validation images; the results as :mod:`vgg_tutorial.localisation_study` keeps
         them."""
         s, limit = self.setting, None if self.quick else TESTED_IMAGES
-        (train, train_labels), (val, val_labels) = self.images()["train"], self.images()["val"]
-        train_boxes, val_boxes = (
-            cluttered_boxes(split, image_size=s.scale_max, per_class=n).to(self.device)
-            for split, n in (("train", s.train_per_class), ("val", s.val_per_class))
-        )
-        train, train_boxes = resize(train, s.scale), rescale(train_boxes, s.scale_max, s.scale)
-        scaler = BoxScaler.fit(train_boxes.cpu() - (s.scale - s.crop) / 2)  # in a central crop's coordinates
+        (_, train_labels), (val, val_labels) = self.images()["train"], self.images()["val"]
+        train, train_boxes, val_boxes, scaler = self.boxed
         mode, tuning = {name: (mode, tuning) for name, mode, tuning in LOCALISATION_CELLS}[cell]
         classifier = self.net(LOCALISATION_START, seed, keep=True)[0].float()
         torch.manual_seed(seed)  # the new last layer's weights depend on the seed alone
