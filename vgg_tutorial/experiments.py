@@ -33,7 +33,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as TF
 from torch.utils.data import DataLoader, TensorDataset
 
 from vgg_tutorial.commands import parse_study, report_errors, study_parser, whole
@@ -47,7 +46,7 @@ from vgg_tutorial.runs import machine
 from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_split
 from vgg_tutorial.train import fit, make_scheduler
-from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vgg_tutorial.transforms import IMAGENET_STD, normalise, resize
 
 #: The crop the nets see, the fixed training scale (32 · 256 / 224 ≈ 37) and the largest jittered one (2 · 37).
 CROP, S_FIXED, S_MAX = 32, 37, 74
@@ -109,18 +108,6 @@ def study_images(setting: Setting, data_seed: int = 0) -> dict[str, tuple[torch.
         split: render_split(split, image_size=S_MAX, per_class=per_class, seed=data_seed, radius=RADIUS)
         for split, per_class in (("train", setting.train_per_class), ("val", setting.val_per_class))
     }
-
-
-def resize(images: torch.Tensor, side: int) -> torch.Tensor:
-    """Square uint8 images rescaled to ``side`` px with antialiasing (as PIL and ``v2.Resize`` do), still uint8."""
-    out = TF.interpolate(images.float(), size=(side, side), mode="bilinear", antialias=True)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images to floats: [0, 1], minus ImageNet's mean, divided by its std (the scale He's init assumes)."""
-    mean, std = (torch.tensor(v, device=images.device)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
-    return (images.float() / 255 - mean) / std
 
 
 def loaders(images: dict, kind: str, setting: Setting, seed: int) -> tuple[DeviceLoader, DataLoader]:

@@ -34,7 +34,7 @@ from vgg_tutorial.ensemble_study import TEST_DATA_SEED, score_entry
 from vgg_tutorial.ensemble_study import entries as ensemble_entries
 from vgg_tutorial.ensembles import Member, member_posteriors
 from vgg_tutorial.evaluate import METHODS, evaluate, protocols
-from vgg_tutorial.experiments import CELLS, normalise, resize
+from vgg_tutorial.experiments import CELLS
 from vgg_tutorial.failures import he_init
 from vgg_tutorial.loaders import DeviceLoader
 from vgg_tutorial.localisation import BoxScaler, fine_tune, localise, localiser
@@ -45,7 +45,7 @@ from vgg_tutorial.runs import atomic_save
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES
 from vgg_tutorial.testing_study import fold_std
 from vgg_tutorial.train import fit, make_scheduler
-from vgg_tutorial.transforms import IMAGENET_STD
+from vgg_tutorial.transforms import IMAGENET_STD, normalise, resize
 from vgg_tutorial.views import evaluation_scales
 
 

@@ -32,9 +32,9 @@ from torch import nn
 from vgg_tutorial import boxes as B
 from vgg_tutorial.configs import RECIPE
 from vgg_tutorial.engine import Engine, make_optimizer
-from vgg_tutorial.experiments import normalise, resize
 from vgg_tutorial.loaders import crop_and_flip
 from vgg_tutorial.train import make_scheduler
+from vgg_tutorial.transforms import normalise, resize
 
 #: The regression types of Appendix A.1: one box for all classes, or one per class.
 MODES = ("SCR", "PCR")

@@ -34,6 +34,7 @@ from vgg_tutorial.paper import Table
 from vgg_tutorial.runs import machine
 from vgg_tutorial.studies import open_study, run_missing
 from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, render_boxes
+from vgg_tutorial.transforms import resize
 
 #: The 2×2 grid: (name, regression type, what is fine-tuned).
 CELLS = (
@@ -74,7 +75,7 @@ def run(
     results |= {"command": command, "machine": machine("cpu"), "threads": torch.get_num_threads()}
     images, boxes = experiments.study_images(setting), study_boxes(setting)
     train_images, train_labels = images["train"]
-    train_images, train_boxes = experiments.resize(train_images, s), rescale(boxes["train"], experiments.S_MAX, s)
+    train_images, train_boxes = resize(train_images, s), rescale(boxes["train"], experiments.S_MAX, s)
     offset = (s - experiments.CROP) / 2  # standardise in the coordinates of a central crop
     scaler = localisation.BoxScaler.fit(train_boxes - offset)
     results["box_mean"], results["box_std"] = scaler.state()["mean"], scaler.state()["std"]

@@ -12,12 +12,16 @@ network on the whole image, so the centre crop here is optional.
 
 Everything but the colour shift is a torchvision transform; torchvision has no AlexNet colour shift, so
 :class:`PCAColorShift` is written here.
+
+For images already held as one uint8 tensor (the studies' miniatures), :func:`resize` and :func:`normalise` do
+the rescaling and the normalisation on the whole batch at once.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as TF
 from torchvision.models import VGG16_Weights
 from torchvision.transforms import v2
 
@@ -159,3 +163,15 @@ def eval_transform(
 def default_scale(crop_size: int) -> int:
     """The training scale S that relates to ``crop_size`` as the paper's S = 256 relates to its 224 crop."""
     return round(crop_size * RECIPE.scale / INPUT_SIZE)
+
+
+def resize(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Square uint8 images rescaled to ``side`` px with antialiasing (as PIL and ``v2.Resize`` do), still uint8."""
+    out = TF.interpolate(images.float(), size=(side, side), mode="bilinear", antialias=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to floats: [0, 1], minus ImageNet's mean, divided by its std (the scale He's init assumes)."""
+    mean, std = (torch.tensor(v, device=images.device)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return (images.float() / 255 - mean) / std
