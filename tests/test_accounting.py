@@ -6,7 +6,7 @@ import torchinfo
 import torchvision
 from torch import nn
 
-from vgg_tutorial.accounting import (
+from vgg_tutorial.paper.accounting import (
     MIN_INPUT_SIZE,
     activation_bytes,
     check_input_size,
@@ -25,8 +25,8 @@ from vgg_tutorial.accounting import (
     training_flops,
     training_memory_estimate,
 )
-from vgg_tutorial.configs import CONFIGS, PAPER_PARAMS_MILLIONS, TORCHVISION_NAMES, Conv, MaxPool, feature_layers
-from vgg_tutorial.models import vgg
+from vgg_tutorial.paper.configs import CONFIGS, PAPER_PARAMS_MILLIONS, TORCHVISION_NAMES, Conv, MaxPool, feature_layers
+from vgg_tutorial.paper.models import vgg
 
 TORCHVISION_MODELS = [(name, bn) for name in TORCHVISION_NAMES for bn in (False, True)]
 
@@ -142,7 +142,7 @@ def test_receptive_fields_of_every_configuration():
 @pytest.mark.parametrize("size", [224, 160])
 def test_counts_equal_torchinfo_on_the_built_model(name, batch_norm, size):
     """The package's own builder, for every configuration (A-LRN and C have no torchvision twin)."""
-    from vgg_tutorial.models import vgg
+    from vgg_tutorial.paper.models import vgg
 
     with torch.device("meta"):  # shapes only: torchinfo runs the forward pass on meta tensors
         model = vgg(name, batch_norm=batch_norm)

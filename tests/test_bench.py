@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vgg_tutorial.bench import PIPELINES, SCHEMA, load_results, main
+from vgg_tutorial.training.bench import PIPELINES, SCHEMA, load_results, main
 
 RUN_KEYS = {
     "config",
@@ -87,7 +87,7 @@ def test_results_files_are_checked_on_loading(smoke, tmp_path):
 
 def test_results_table_has_a_row_per_timed_run(smoke):
     _, results = smoke
-    from vgg_tutorial.bench import results_table
+    from vgg_tutorial.training.bench import results_table
 
     table = results_table(results["runs"], caption="smoke")
     assert [row[1] for row in table.rows] == list(PIPELINES)

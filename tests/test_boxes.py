@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.nn import functional as TF
 
-from vgg_tutorial import boxes as B
-from vgg_tutorial import cluttered, synthetic
-from vgg_tutorial.loaders import crop_and_flip
-from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_boxes, render_split
-from vgg_tutorial.transforms import resize
+from vgg_tutorial.data import boxes as B
+from vgg_tutorial.data import cluttered, synthetic
+from vgg_tutorial.data.loaders import crop_and_flip
+from vgg_tutorial.data.synthetic import SYNTHETIC_CLASSES, SyntheticShapes, make_synthetic, render_boxes, render_split
+from vgg_tutorial.data.transforms import resize
 
 
 def painted(labels: torch.Tensor, size: int, seed: int = 3, radius=(0.2, 0.7)):

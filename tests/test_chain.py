@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from vgg_tutorial import chain_study, experiments, testing_study
+from vgg_tutorial.studies import chain_study, experiments, testing_study
 
 
 @pytest.fixture(autouse=True)

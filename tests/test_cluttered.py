@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vgg_tutorial import cluttered
-from vgg_tutorial.synthetic import render_split
+from vgg_tutorial.data import cluttered
+from vgg_tutorial.data.synthetic import render_split
 
 
 def test_same_arguments_same_images_and_labels_cycle():

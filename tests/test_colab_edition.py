@@ -95,7 +95,7 @@ def test_every_chapter_converts(path, student, bibliography):
         assert after.source.startswith("# @title ") == fold
         if fold and "# BEGIN SOLUTION" in before.source:
             assert after.source.startswith(f"# @title Solution to Exercise {chapter}.")
-    assert any("from vgg_tutorial.exercises import check_" in source for source in code)
+    assert any("from vgg_tutorial.lessons.exercises import check_" in source for source in code)
     assert all("colab-badge" not in cell.metadata.get("tags", []) for cell in converted.cells)
     if student:
         assert "# BEGIN SOLUTION" not in "\n".join(code) and "Solution to" not in text

@@ -19,13 +19,14 @@ from test_evaluate import make_checkpoint
 from test_run_safety import flip_a_weight_byte
 from test_train import tiny_config
 
-from vgg_tutorial import bench, experiments, failures, init_study, testing_study
-from vgg_tutorial import evaluate as ev
-from vgg_tutorial import runs as R
-from vgg_tutorial import studies as ST
-from vgg_tutorial import train as T
-from vgg_tutorial.commands import report_errors
-from vgg_tutorial.synthetic import make_synthetic
+from vgg_tutorial.data.synthetic import make_synthetic
+from vgg_tutorial.studies import common as ST
+from vgg_tutorial.studies import experiments, failures, init_study, testing_study
+from vgg_tutorial.testing import evaluate as ev
+from vgg_tutorial.training import bench
+from vgg_tutorial.training import runs as R
+from vgg_tutorial.training import train as T
+from vgg_tutorial.training.commands import report_errors
 
 
 @pytest.fixture(autouse=True)

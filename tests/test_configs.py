@@ -2,7 +2,7 @@
 
 import pytest
 
-from vgg_tutorial.configs import (
+from vgg_tutorial.paper.configs import (
     CONFIGS,
     LRN,
     PAPER_WEIGHT_LAYERS,

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial import control_study
-from vgg_tutorial.accounting import count_macs, count_parameters, layer_stats, receptive_field
-from vgg_tutorial.configs import (
+from vgg_tutorial.lessons.paper_tables import table1, table2
+from vgg_tutorial.lessons.summaries import summary
+from vgg_tutorial.paper.accounting import count_macs, count_parameters, layer_stats, receptive_field
+from vgg_tutorial.paper.configs import (
     CONFIGS,
     CONTROLS,
     MaxPool,
@@ -17,9 +18,8 @@ from vgg_tutorial.configs import (
     shallow_control,
     weight_layers,
 )
-from vgg_tutorial.models import vgg
-from vgg_tutorial.paper import table1, table2
-from vgg_tutorial.summaries import summary
+from vgg_tutorial.paper.models import vgg
+from vgg_tutorial.studies import control_study
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import Imagenette
 
-from vgg_tutorial.data import (
+from vgg_tutorial.data.datasets import (
     IMAGENETTE_CLASSES,
     IMAGENETTE_WNIDS,
     DatasetNotFoundError,
@@ -26,7 +26,7 @@ from vgg_tutorial.data import (
     make_dataloaders,
     smallest_imagenette_size,
 )
-from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_WNIDS, make_synthetic, render_split
+from vgg_tutorial.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_WNIDS, make_synthetic, render_split
 
 PER_CLASS = {"train": 2, "val": 1}
 
@@ -265,7 +265,7 @@ def test_run_seed_does_not_change_the_synthetic_images(tmp_path):
 
 def test_failed_extraction_keeps_the_intact_archive(server, tmp_path, monkeypatch):
     """A download that succeeded is not thrown away because a later step failed."""
-    import vgg_tutorial.folders as folders
+    import vgg_tutorial.data.folders as folders
 
     def broken(folder):
         raise DatasetNotFoundError(f"pretend {folder} is incomplete")

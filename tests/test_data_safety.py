@@ -16,10 +16,10 @@ import pytest
 from test_data import jpeg_bytes, serving, write_archive
 from torchvision.datasets import Imagenette
 
-import vgg_tutorial.folders as folders_module
-import vgg_tutorial.synthetic as synthetic_module
-from vgg_tutorial.data import imagenette, synthetic
-from vgg_tutorial.folders import (
+import vgg_tutorial.data.folders as folders_module
+import vgg_tutorial.data.synthetic as synthetic_module
+from vgg_tutorial.data.datasets import imagenette, synthetic
+from vgg_tutorial.data.folders import (
     IMAGENETTE_CLASSES,
     IMAGENETTE_WNIDS,
     DatasetNotFoundError,
@@ -28,7 +28,7 @@ from vgg_tutorial.folders import (
     find_unreadable_images,
     imagenette_dir,
 )
-from vgg_tutorial.synthetic import SYNTHETIC_WNIDS, make_synthetic
+from vgg_tutorial.data.synthetic import SYNTHETIC_WNIDS, make_synthetic
 
 TINY = dict(train_per_class=1, val_per_class=1)
 
@@ -91,7 +91,7 @@ def test_concurrent_downloads_share_one_copy(tmp_path, monkeypatch):
 def test_staging_folder_of_a_killed_run_is_removed(tmp_path):
     script = (
         "import sys, time\n"
-        "import vgg_tutorial.synthetic as s\n"
+        "import vgg_tutorial.data.synthetic as s\n"
         "write_split = s._write_split\n"
         "def stuck(*args):\n"
         "    write_split(*args)\n"

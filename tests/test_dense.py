@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial.dense import FullyConvolutionalVGG, linear_to_conv, to_fully_convolutional
-from vgg_tutorial.models import vgg
+from vgg_tutorial.paper.dense import FullyConvolutionalVGG, linear_to_conv, to_fully_convolutional
+from vgg_tutorial.paper.models import vgg
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from vgg_tutorial.configs import CONFIGS
-from vgg_tutorial.diagrams import dense_windows, plot_blocks, plot_windows
-from vgg_tutorial.views import crop_windows
+from vgg_tutorial.lessons.diagrams import dense_windows, plot_blocks, plot_windows
+from vgg_tutorial.paper.configs import CONFIGS
+from vgg_tutorial.testing.views import crop_windows
 
 
 def labels(ax, kind=None):

@@ -18,11 +18,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vgg_tutorial import distributed as D
-from vgg_tutorial import loaders as L
-from vgg_tutorial import runs as R
-from vgg_tutorial import train as T
-from vgg_tutorial.data import DatasetNotFoundError, folder_wnids, make_dataloaders
+from vgg_tutorial.data import loaders as L
+from vgg_tutorial.data.datasets import DatasetNotFoundError, folder_wnids, make_dataloaders
+from vgg_tutorial.training import distributed as D
+from vgg_tutorial.training import runs as R
+from vgg_tutorial.training import train as T
 
 LAUNCH_TIMEOUT = 90  # seconds for one torchrun launch (about 10 s on two busy cores)
 # A plain VGG-A (no batch norm, no dropout, no random augmentation): nothing random differs between 1 and 2 processes.
@@ -45,7 +45,7 @@ PLAIN = dict(
 
 
 def arguments(**settings) -> list[str]:
-    """``settings`` as command-line options of ``vgg_tutorial.train``."""
+    """``settings`` as command-line options of ``vgg_tutorial.training.train``."""
     args = []
     for name, value in settings.items():
         option = "--" + name.replace("_", "-")

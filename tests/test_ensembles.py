@@ -7,10 +7,10 @@ import pytest
 import torch
 from test_evaluate import TINY, make_checkpoint
 
-from vgg_tutorial import ensembles as en
-from vgg_tutorial.models import vgg
-from vgg_tutorial.synthetic import SyntheticShapes
-from vgg_tutorial.train import TrainConfig, train
+from vgg_tutorial.data.synthetic import SyntheticShapes
+from vgg_tutorial.paper.models import vgg
+from vgg_tutorial.testing import ensembles as en
+from vgg_tutorial.training.train import TrainConfig, train
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +104,7 @@ def test_two_trained_checkpoints_combine_on_the_command_line(tmp_path, capsys):
 
 
 def test_the_quick_study_combines_every_entry_and_restarts_without_redoing_them(tmp_path, monkeypatch):
-    from vgg_tutorial import ensemble_study, experiments, testing_study
+    from vgg_tutorial.studies import ensemble_study, experiments, testing_study
 
     nets, path = tmp_path / "nets", tmp_path / "ensembles.json"
     testing_study.main(["--quick", "--seeds", "2", "--out", str(nets)])
@@ -143,14 +143,14 @@ def test_the_quick_study_combines_every_entry_and_restarts_without_redoing_them(
 
 
 def test_the_study_without_chapter_9s_nets_says_how_to_make_them(tmp_path, capsys):
-    from vgg_tutorial import ensemble_study
+    from vgg_tutorial.studies import ensemble_study
 
     assert ensemble_study.main(["--out", str(tmp_path / "e.json"), "--nets", str(tmp_path)]) == 2
     assert "no trained net at" in capsys.readouterr().err and not (tmp_path / "e.json").exists()
 
 
 def test_the_papers_tables_6_and_7_agree_with_each_other():
-    from vgg_tutorial.configs import PAPER_TABLE6, PAPER_TABLE7
+    from vgg_tutorial.paper.configs import PAPER_TABLE6, PAPER_TABLE7
 
     submission, *post = PAPER_TABLE6
     assert len(submission.nets) == 7 and all(len(row.nets) == 2 for row in post)

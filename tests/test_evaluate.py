@@ -7,14 +7,14 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from vgg_tutorial import evaluate as ev
-from vgg_tutorial import views as vw
-from vgg_tutorial.accounting import forward_flops as table_flops
-from vgg_tutorial.data import DatasetNotFoundError, make_dataloaders
-from vgg_tutorial.models import vgg
-from vgg_tutorial.synthetic import SyntheticShapes
-from vgg_tutorial.train import TrainConfig, build_model, train
-from vgg_tutorial.transforms import eval_transform
+from vgg_tutorial.data.datasets import DatasetNotFoundError, make_dataloaders
+from vgg_tutorial.data.synthetic import SyntheticShapes
+from vgg_tutorial.data.transforms import eval_transform
+from vgg_tutorial.paper.accounting import forward_flops as table_flops
+from vgg_tutorial.paper.models import vgg
+from vgg_tutorial.testing import evaluate as ev
+from vgg_tutorial.testing import views as vw
+from vgg_tutorial.training.train import TrainConfig, build_model, train
 
 TINY = dict(config="A", width=1 / 8, fc_width=16, pooled_size=1, image_size=32, in_memory=True, val_per_class=1)
 
@@ -182,7 +182,8 @@ def test_images_of_several_sizes_pil_or_tensor_are_evaluated_one_size_at_a_time(
 
 
 class FakeViews:
-    """Stands in for :class:`~vgg_tutorial.views.Views`: fixed posteriors per view and scale, and a log of requests."""
+    """Stands in for :class:`~vgg_tutorial.testing.views.Views`: fixed posteriors per view and scale, and a log of
+    requests."""
 
     requests: list = []
     table = {

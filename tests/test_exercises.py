@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vgg_tutorial import exercises
-from vgg_tutorial.accounting import count_macs, count_parameters, receptive_field
-from vgg_tutorial.configs import CONFIGS, LRN, Conv, MaxPool, feature_layers, parse_layer
-from vgg_tutorial.dense import to_fully_convolutional
-from vgg_tutorial.exercises import ExerciseError
-from vgg_tutorial.models import alexnet_lrn, vgg
+from vgg_tutorial.lessons import exercises
+from vgg_tutorial.lessons.exercises import ExerciseError
+from vgg_tutorial.paper.accounting import count_macs, count_parameters, receptive_field
+from vgg_tutorial.paper.configs import CONFIGS, LRN, Conv, MaxPool, feature_layers, parse_layer
+from vgg_tutorial.paper.dense import to_fully_convolutional
+from vgg_tutorial.paper.models import alexnet_lrn, vgg
 
 
 @pytest.fixture(scope="module")

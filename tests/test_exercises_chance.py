@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vgg_tutorial import exercises
-from vgg_tutorial.exercises import ExerciseError
+from vgg_tutorial.lessons import exercises
+from vgg_tutorial.lessons.exercises import ExerciseError
 
 
 def right(k):

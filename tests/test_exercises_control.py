@@ -2,7 +2,7 @@
 
 import pytest
 
-from vgg_tutorial.exercises import ExerciseError, check_shallow_control
+from vgg_tutorial.lessons.exercises import ExerciseError, check_shallow_control
 
 
 def merge(blocks, kernel="conv5", keep_both=False, channels=lambda c: c):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vgg_tutorial.exercises import ExerciseError, check_ensemble
+from vgg_tutorial.lessons.exercises import ExerciseError, check_ensemble
 
 
 def test_check_ensemble_accepts_the_mean_of_the_posteriors(capsys):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_tutorial import exercises
-from vgg_tutorial.exercises import ExerciseError
-from vgg_tutorial.loaders import shard
-from vgg_tutorial.views import crop_windows
+from vgg_tutorial.data.loaders import shard
+from vgg_tutorial.lessons import exercises
+from vgg_tutorial.lessons.exercises import ExerciseError
+from vgg_tutorial.testing.views import crop_windows
 
 
 def stub(*args):
@@ -99,7 +99,7 @@ def test_check_separated_names_the_slip(answer, expected):
 
 
 def test_separated_slips_are_told_apart():
-    from vgg_tutorial.exercises import experiments
+    from vgg_tutorial.lessons.exercises import experiments
 
     cases = experiments._separated_cases()
     answers = [tuple(rule(b, w) for b, w, _ in cases) for rule, _ in experiments._SEPARATED_SLIPS]

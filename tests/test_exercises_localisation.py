@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vgg_tutorial.exercises import ExerciseError, check_flipped_box
+from vgg_tutorial.lessons.exercises import ExerciseError, check_flipped_box
 
 
 def test_check_flipped_box_accepts_the_mirrored_box(capsys):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn.functional import normalize
 
-from vgg_tutorial.exercises import ExerciseError, check_descriptor
+from vgg_tutorial.lessons.exercises import ExerciseError, check_descriptor
 
 
 def right(maps):

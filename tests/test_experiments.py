@@ -1,5 +1,5 @@
-"""Table 3 in miniature (vgg_tutorial.experiments) end to end in its quick setting, its restartability and its
-reading of a study; and the full-width initialisation probe of vgg_tutorial.init_study."""
+"""Table 3 in miniature (vgg_tutorial.studies.experiments) end to end in its quick setting, its restartability and its
+reading of a study; and the full-width initialisation probe of vgg_tutorial.studies.init_study."""
 
 import json
 import math
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from vgg_tutorial import experiments, init_study
-from vgg_tutorial.configs import PAPER_TABLE3
-from vgg_tutorial.synthetic import RADIUS, render_split
+from vgg_tutorial.data.synthetic import RADIUS, render_split
+from vgg_tutorial.paper.configs import PAPER_TABLE3
+from vgg_tutorial.studies import experiments, init_study
 
 
 def test_quick_study_runs_every_cell_end_to_end_and_restarts_without_retraining(tmp_path, monkeypatch):

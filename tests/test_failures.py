@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial import failures as F
+from vgg_tutorial.studies import failures as F
 
 STUDY = Path(__file__).resolve().parents[1] / "book" / "results" / "06_stuck_at_10_percent" / "study.json"
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from vgg_tutorial import gpu_report, gpu_results
-from vgg_tutorial.train import format_epoch
+from vgg_tutorial.lessons import gpu_report
+from vgg_tutorial.studies import gpu_results
+from vgg_tutorial.training.train import format_epoch
 
 GPU = Path(__file__).parent.parent / "book" / "results" / "gpu"
 

@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from vgg_tutorial import cluttered, ensemble_study, gpu_results, gpu_study, localisation_study
-from vgg_tutorial.experiments import CELLS
+from vgg_tutorial.data import cluttered
+from vgg_tutorial.studies import ensemble_study, gpu_results, gpu_study, localisation_study
+from vgg_tutorial.studies.experiments import CELLS
 
 PARTS_FILES = {f"{part}.json" for part in gpu_results.PARTS}
 
@@ -156,7 +157,7 @@ def test_testing_a_net_costs_its_training_too_when_this_session_has_not_trained_
 
 
 def test_bad_options_and_outputs_are_refused_before_any_work(tmp_path, capsys):
-    from vgg_tutorial.commands import report_errors
+    from vgg_tutorial.training.commands import report_errors
 
     (tmp_path / "afile").write_text("")
     argv = ["--out", str(tmp_path / "afile"), "--quick", "--work", str(tmp_path / "w")]

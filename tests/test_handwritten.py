@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vgg_tutorial.models import vgg
+from vgg_tutorial.paper.models import vgg
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "book" / "02_vgg16_by_hand.ipynb"
 

@@ -4,16 +4,16 @@ epochs, crops, flips, colour shift, storage choice)."""
 import pytest
 import torch
 
-from vgg_tutorial.data import make_dataloaders
-from vgg_tutorial.loaders import (
+from vgg_tutorial.data.datasets import make_dataloaders
+from vgg_tutorial.data.loaders import (
     DeviceLoader,
     choose_storage,
     crop_and_flip,
     fits_in_memory,
     pca_offsets,
 )
-from vgg_tutorial.synthetic import render_split
-from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+from vgg_tutorial.data.synthetic import render_split
+from vgg_tutorial.data.transforms import IMAGENET_MEAN, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
 
 SIDE = 16  # stored images are 16×16, so a pixel's value can encode its position: 16·row + column
 

@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial import boxes as B
-from vgg_tutorial import experiments, localisation, localisation_study, testing_study
-from vgg_tutorial.configs import PAPER_TABLE8, PAPER_TABLE10
-from vgg_tutorial.localisation import BoxScaler, EuclideanLoss, localiser, select
+from vgg_tutorial.data import boxes as B
+from vgg_tutorial.paper.configs import PAPER_TABLE8, PAPER_TABLE10
+from vgg_tutorial.studies import experiments, localisation_study, testing_study
+from vgg_tutorial.training import localisation
+from vgg_tutorial.training.localisation import BoxScaler, EuclideanLoss, localiser, select
 
 
 def small_net(classes: int = 10) -> nn.Module:

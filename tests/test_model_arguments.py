@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vgg_tutorial.models import vgg
+from vgg_tutorial.paper.models import vgg
 
 #: A model small enough to build in milliseconds, so that nonsense the old code accepted fails the test quickly.
 SMALL = dict(width=1 / 16, fc_width=8, pooled_size=1, num_classes=10)

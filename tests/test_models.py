@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
-from vgg_tutorial.accounting import count_parameters
-from vgg_tutorial.configs import CONFIGS, PAPER_WEIGHT_LAYERS, TORCHVISION_NAMES
-from vgg_tutorial.models import FROM_A_CONVS, VGG, alexnet_lrn, conv_names, init_from_a, init_weights, vgg
+from vgg_tutorial.paper.accounting import count_parameters
+from vgg_tutorial.paper.configs import CONFIGS, PAPER_WEIGHT_LAYERS, TORCHVISION_NAMES
+from vgg_tutorial.paper.models import FROM_A_CONVS, VGG, alexnet_lrn, conv_names, init_from_a, init_weights, vgg
 
 TORCHVISION_CASES = [(name, bn) for name in TORCHVISION_NAMES for bn in (False, True)]
 

@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from vgg_tutorial.plotting import plot_history, plot_runs, show_samples, to_displayable
-from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, SyntheticShapes
-from vgg_tutorial.transforms import IMAGENET_MEAN
+from vgg_tutorial.data.synthetic import SYNTHETIC_CLASSES, SyntheticShapes
+from vgg_tutorial.data.transforms import IMAGENET_MEAN
+from vgg_tutorial.lessons.plotting import plot_history, plot_runs, show_samples, to_displayable
 
 HISTORY = [
     {"epoch": e, "lr": lr, "train_loss": 2.5 - 0.2 * e, "val_loss": 2.4 - 0.1 * e}

@@ -15,9 +15,9 @@ import pytest
 import torch
 from test_train import assert_same_run, tiny_config, without_timings
 
-from vgg_tutorial import engine as E
-from vgg_tutorial import runs as R
-from vgg_tutorial import train as T
+from vgg_tutorial.training import engine as E
+from vgg_tutorial.training import runs as R
+from vgg_tutorial.training import train as T
 
 # The tiny command line (with 1/16 width, as tests/test_train.py, to keep it fast).
 TINY_ARGV = ["--width", "1/16", "--fc-width", "32", "--image-size", "32", "--train-per-class", "6"]

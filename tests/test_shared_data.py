@@ -16,10 +16,10 @@ import textwrap
 import pytest
 from test_train import tiny_config
 
-from vgg_tutorial import runs as R
-from vgg_tutorial import synthetic as S
-from vgg_tutorial import train as T
-from vgg_tutorial.folders import DatasetNotFoundError
+from vgg_tutorial.data import synthetic as S
+from vgg_tutorial.data.folders import DatasetNotFoundError
+from vgg_tutorial.training import runs as R
+from vgg_tutorial.training import train as T
 
 ON_DISK = dict(in_memory=False, train_per_class=2, val_per_class=1)
 
@@ -105,7 +105,7 @@ def test_overwrite_deletes_the_old_run_once_the_new_one_has_a_checkpoint(tmp_pat
 
 def test_overwrite_killed_before_its_first_checkpoint_gives_the_old_run_back_next_time(tmp_path, old_run, capsys):
     script = textwrap.dedent(f"""
-        import time, vgg_tutorial.train as T
+        import time, vgg_tutorial.training.train as T
         def stuck(*args):
             print("building data", flush=True)
             time.sleep(60)
@@ -143,7 +143,7 @@ def test_the_lock_dies_with_its_process_even_if_a_forked_worker_lives_on(tmp_pat
     """A data loader worker is a forked child: it must not keep the lock of a run killed with ``kill -9``."""
     script = textwrap.dedent(f"""
         import os, time
-        from vgg_tutorial import runs
+        from vgg_tutorial.training import runs
         with runs.lock_folder({str(tmp_path / "run")!r}):
             worker = os.fork()
             if worker == 0:  # the worker: outlives its parent

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from vgg_tutorial import exercises
+from vgg_tutorial.lessons import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -41,7 +41,7 @@ rf = 1
 
 Some text after the solution stays."""
 
-SOLUTION_CODE = """from vgg_tutorial.configs import Conv, MaxPool, feature_layers
+SOLUTION_CODE = """from vgg_tutorial.paper.configs import Conv, MaxPool, feature_layers
 
 
 def receptive_field_of(name):
@@ -70,7 +70,8 @@ def fixture_notebook() -> nbformat.NotebookNode:
             nbformat.v4.new_markdown_cell(EXERCISE_MD),
             nbformat.v4.new_code_cell(SOLUTION_CODE),
             nbformat.v4.new_code_cell(
-                "from vgg_tutorial.exercises import check_receptive_field\n\ncheck_receptive_field(receptive_field_of)"
+                "from vgg_tutorial.lessons.exercises import check_receptive_field\n\n"
+                "check_receptive_field(receptive_field_of)"
             ),
             solution_only,
         ],
@@ -95,7 +96,7 @@ def test_stub_keeps_the_indentation_and_the_message():
     assert count == 1
     assert '    raise NotImplementedError("Exercise: follow the recurrence of Section 2.3")' in source.split("\n")
     assert "rf, jump" not in source and "SOLUTION" not in source
-    assert source.startswith("from vgg_tutorial.configs") and '"""Receptive field' in source
+    assert source.startswith("from vgg_tutorial.paper.configs") and '"""Receptive field' in source
 
 
 def test_stub_default_message_and_several_regions():

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial.accounting import count_macs, count_parameters
-from vgg_tutorial.configs import CONFIGS, PAPER_PARAMS_MILLIONS
-from vgg_tutorial.models import vgg
-from vgg_tutorial.summaries import summary
+from vgg_tutorial.lessons.summaries import summary
+from vgg_tutorial.paper.accounting import count_macs, count_parameters
+from vgg_tutorial.paper.configs import CONFIGS, PAPER_PARAMS_MILLIONS
+from vgg_tutorial.paper.models import vgg
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -62,7 +62,7 @@ def test_meta_model_keeps_no_weights():
 def test_chapter4_totals_and_torchvision_macs():
     import torchvision
 
-    from vgg_tutorial.configs import TORCHVISION_NAMES
+    from vgg_tutorial.paper.configs import TORCHVISION_NAMES
 
     macs = {name: summary(name, depth=0).total_mult_adds for name in CONFIGS}
     assert macs == {

@@ -8,7 +8,7 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms.v2 import functional as F
 
-from vgg_tutorial.synthetic import (
+from vgg_tutorial.data.synthetic import (
     MARKER,
     SYNTHETIC_CLASSES,
     SYNTHETIC_WNIDS,

@@ -1,16 +1,16 @@
-"""Tables 4 and 5 in miniature (vgg_tutorial.testing_study) end to end in its quick setting, its restartability, the
-exactness of folding the std into the first convolution, and the paper's Tables 4 and 5 as data."""
+"""Tables 4 and 5 in miniature (vgg_tutorial.studies.testing_study) end to end in its quick setting, its restartability,
+the exactness of folding the std into the first convolution, and the paper's Tables 4 and 5 as data."""
 
 import json
 
 import pytest
 import torch
 
-from vgg_tutorial import experiments, testing_study
-from vgg_tutorial.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
-from vgg_tutorial.evaluate import METHODS
-from vgg_tutorial.transforms import IMAGENET_MEAN, IMAGENET_STD
-from vgg_tutorial.views import evaluation_scales, to_network_input
+from vgg_tutorial.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vgg_tutorial.paper.configs import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5
+from vgg_tutorial.studies import experiments, testing_study
+from vgg_tutorial.testing.evaluate import METHODS
+from vgg_tutorial.testing.views import evaluation_scales, to_network_input
 
 
 def test_quick_study_trains_saves_and_tests_every_net_and_restarts_without_redoing_them(tmp_path, monkeypatch):
@@ -123,7 +123,7 @@ def test_paired_gains_and_verdicts_read_the_committed_study():
     import json
     from pathlib import Path
 
-    from vgg_tutorial import testing_study
+    from vgg_tutorial.studies import testing_study
 
     study = json.loads(
         (Path(__file__).parent.parent / "book/results/09_testing_like_the_paper/results.json").read_text()

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial import bench, timing
-from vgg_tutorial.engine import Engine, make_optimizer
+from vgg_tutorial.training import bench, timing
+from vgg_tutorial.training.engine import Engine, make_optimizer
 
 
 def test_settled_needs_two_windows_that_agree():

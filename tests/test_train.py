@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_tutorial import engine as E
-from vgg_tutorial import loaders as L
-from vgg_tutorial import runs as R
-from vgg_tutorial import train as T
-from vgg_tutorial.configs import CONFIGS
+from vgg_tutorial.data import loaders as L
+from vgg_tutorial.paper.configs import CONFIGS
+from vgg_tutorial.training import engine as E
+from vgg_tutorial.training import runs as R
+from vgg_tutorial.training import train as T
 
 # A VGG-A small enough to train for three epochs in a second or two on a CPU.
 TINY = dict(

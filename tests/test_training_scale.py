@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from vgg_tutorial.decoding import decode_whole
-from vgg_tutorial.loaders import DeviceLoader
-from vgg_tutorial.train import TrainConfig, parser, training_scale
-from vgg_tutorial.transforms import train_transform
+from vgg_tutorial.data.decoding import decode_whole
+from vgg_tutorial.data.loaders import DeviceLoader
+from vgg_tutorial.data.transforms import train_transform
+from vgg_tutorial.training.train import TrainConfig, parser, training_scale
 
 
 def coordinates(height: int, width: int, step: int = 1) -> torch.Tensor:
@@ -101,7 +101,7 @@ def test_device_loader_refuses_a_scale_below_the_crop():
     [({"scale": 20}, "scale"), ({"scale_max": 50}, "scale_max"), ({"test_scale": 10}, "test_scale")],
 )
 def test_training_and_test_scales_below_the_crop_are_refused_naming_the_field(options, field):
-    from vgg_tutorial.train import ConfigError, TrainConfig
+    from vgg_tutorial.training.train import ConfigError, TrainConfig
 
     with pytest.raises(ConfigError, match=f"^{field} must be a whole number of at least"):
         TrainConfig(image_size=64, **options)

@@ -9,11 +9,12 @@ import torch
 from torch.nn.functional import normalize
 from torchvision.transforms.v2 import functional as F
 
-from vgg_tutorial import experiments, testing_study, transfer, transfer_study
-from vgg_tutorial.configs import PAPER_TABLE11
-from vgg_tutorial.novel_shapes import NOVEL_CLASSES, render_novel, signed_distance
-from vgg_tutorial.studies import StudyError
-from vgg_tutorial.synthetic import SYNTHETIC_CLASSES, _signed_distance
+from vgg_tutorial.data.novel_shapes import NOVEL_CLASSES, render_novel, signed_distance
+from vgg_tutorial.data.synthetic import SYNTHETIC_CLASSES, _signed_distance
+from vgg_tutorial.paper.configs import PAPER_TABLE11
+from vgg_tutorial.studies import experiments, testing_study, transfer_study
+from vgg_tutorial.studies.common import StudyError
+from vgg_tutorial.testing import transfer
 
 
 def test_the_new_classes_are_new():

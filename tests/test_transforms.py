@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from vgg_tutorial.transforms import (
+from vgg_tutorial.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_PCA_EIGVAL,
     IMAGENET_PCA_EIGVEC,

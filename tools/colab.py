@@ -134,7 +134,7 @@ def update(path: Path, repository: Repository, root: Path = ROOT, check: bool = 
     if after == before:
         return False
     if not check:
-        from vgg_tutorial.runs import atomic_write_text  # an interrupted write never leaves half a notebook
+        from vgg_tutorial.training.runs import atomic_write_text  # an interrupted write never leaves half a notebook
 
         atomic_write_text(after, path)
     return True

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vgg_tutorial.runs import machine, read_history
+from vgg_tutorial.training.runs import machine, read_history
 
 RUN = [
     "--width", "1/4", "--fc-width", "256", "--image-size", "64", "--in-memory", "--train-per-class", "64",

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from vgg_tutorial.runs import atomic_write_text
+from vgg_tutorial.training.runs import atomic_write_text
 
 
 def execute(path: Path) -> float:

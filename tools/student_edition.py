@@ -13,7 +13,7 @@ What changes, in each notebook (the conventions chapter authors follow are in bo
   ``{solution-end}``) are removed; a cell left empty is dropped;
 - every output and execution count is cleared.
 
-Everything else, the check cells that call :mod:`vgg_tutorial.exercises` included, stays as it is.
+Everything else, the check cells that call :mod:`vgg_tutorial.lessons.exercises` included, stays as it is.
 """
 
 from __future__ import annotations
