@@ -2,6 +2,7 @@
 below it, every module sits in a layer, and every command keeps its short form ``python -m vgg_tutorial.<name>``."""
 
 import ast
+import fnmatch
 import importlib.util
 import re
 import subprocess
@@ -133,3 +134,17 @@ def test_every_command_of_the_book_works_as_written():
     assert len(usages) == len(names)
     for name, usage in zip(names, usages):
         assert usage.strip().startswith(f"usage: python -m vgg_tutorial.{name}"), (name, usage[:200])
+
+
+def test_an_installed_package_holds_every_layer():
+    """``pip install`` (Colab's install cell) must copy every sub-package, not only the ones a list names."""
+    tomllib = pytest.importorskip("tomllib")
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert len(folders) == len(LAYERS) + 2  # the package, its layers, and lessons.exercises
+    packages = setuptools["packages"]  # a list, or {"find": {"include": [...]}}
+    if isinstance(packages, list):
+        assert set(packages) >= folders
+    else:
+        patterns = packages["find"]["include"]
+        assert all(any(fnmatch.fnmatch(folder, pattern) for pattern in patterns) for folder in folders)
