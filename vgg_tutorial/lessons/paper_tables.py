@@ -1,7 +1,7 @@
 """The paper's tables and recipe, rendered from :data:`~vgg_tutorial.paper.configs.CONFIGS` for the book.
 
-Each table is an object with an HTML form (what the book shows) and a plain-text form (what a terminal shows), so
-a notebook cell that ends with one displays it properly everywhere.
+Each table is a :class:`~vgg_tutorial.paper.table.Table`, with an HTML form (what the book shows) and a plain-text
+form (what a terminal shows), so a notebook cell that ends with one displays it properly everywhere.
 """
 
 from __future__ import annotations

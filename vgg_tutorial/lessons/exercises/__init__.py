@@ -21,8 +21,8 @@ conversion by its scores, a training step by the parameters it leaves. One modul
 - :mod:`~vgg_tutorial.lessons.exercises.counting`: ``check_receptive_field``, ``check_param_count`` (chapter 1),
   ``check_training_flops`` (chapter 7);
 - :mod:`~vgg_tutorial.lessons.exercises.conversion`: ``check_dense_conversion`` (chapter 4);
-- :mod:`~vgg_tutorial.lessons.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_level`` (chapter
-  6) and ``check_chance_loss``;
+- :mod:`~vgg_tutorial.lessons.exercises.training`: ``check_training_step`` (chapter 5), ``check_chance_level``
+  (chapter 6) and ``check_chance_loss``;
 - :mod:`~vgg_tutorial.lessons.exercises.experiments`: ``check_separated`` (chapter 8), ``check_crop_grid`` (chapter 9),
   ``check_shard`` (chapter 10);
 - :mod:`~vgg_tutorial.lessons.exercises.ensembles`: ``check_ensemble`` (chapter 12).
