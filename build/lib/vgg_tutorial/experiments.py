@@ -1,6 +1,0 @@
-"""Short for ``python -m vgg_tutorial.studies.experiments``, where the code is."""
-
-import runpy
-
-if __name__ == "__main__":
-    runpy.run_module("vgg_tutorial.studies.experiments", run_name="__main__", alter_sys=True)
